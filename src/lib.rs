@@ -1,0 +1,2 @@
+pub mod gguf;
+pub mod model;

@@ -1,0 +1,12 @@
+//! Integration tests, built as one binary (ripgrep's layout).
+//!
+//! - `gguf`: reader/writer round trips and the malformed files under `tests/data/gguf-bad/`.
+//! - `quant`: CPU (de)quantisers against gguf-py (llama.cpp's numpy port) and round-trip error bounds.
+//! - `forge`: forged models have the names, shapes, types and metadata of llama.cpp's converters.
+//! - `cli`: the `glimpse` binary end to end (exit codes, stdout/stderr discipline).
+
+mod cli;
+mod forge;
+mod gguf;
+mod quant;
+mod util;
