@@ -1,2 +1,3 @@
 pub mod gguf;
+pub mod inspect;
 pub mod model;

@@ -30,6 +30,8 @@ pub enum Error {
     MissingKey { file: String, key: String },
     #[error("{file}: metadata key '{key}' is {found}, expected {expected}")]
     WrongType { file: String, key: String, expected: &'static str, found: String },
+    #[error("{file}: metadata key '{key}': {what}")]
+    BadValue { file: String, key: String, what: String },
     #[error("{file}: tensor '{name}' is missing")]
     MissingTensor { file: String, name: String },
 }
