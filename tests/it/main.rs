@@ -3,10 +3,13 @@
 //! - `gguf`: reader/writer round trips and the malformed files under `tests/data/gguf-bad/`.
 //! - `quant`: CPU (de)quantisers against gguf-py (llama.cpp's numpy port) and round-trip error bounds.
 //! - `forge`: forged models have the names, shapes, types and metadata of llama.cpp's converters.
+//! - `kernels`: every WGSL kernel against `reference::ops` on awkward shapes, every weight type.
 //! - `cli`: the `glimpse` binary end to end (exit codes, stdout/stderr discipline).
 
 mod cli;
 mod forge;
 mod gguf;
+mod gpu;
+mod kernels;
 mod quant;
 mod util;

@@ -1,0 +1,5 @@
+//! The CPU reference: the same forward pass as the GPU, in plain f32 Rust written for clarity.
+//! It reads GGUF weights (dequantised once, with `gguf::quant`) and never touches the GPU; the
+//! GPU tests compare against it.
+
+pub mod ops;
