@@ -1,10 +1,11 @@
-// matmul.wgsl — y[r, c0 + o] = (acc ? y[r, c0 + o] : 0) + sum_k x[r, k] * W[o, k] + b[o]
+// matmul.wgsl — Y[r, c0 + o] = (acc ? Y[r, c0 + o] : 0) + sum_k X[r, k] * W[o, k] + b[c0 + o]
 // Tiled GEMM for many rows (vision encoder, prefill): W is one part of a GGUF weight, decoded
 // on the fly from its blocks (dequant.wgsl, override W_TYPE); f32 accumulate.
-// @binding(0) x: array<f32> read        [m, x_stride] (first k columns used)
+// @binding(0) x: array<f32> read        X[r, k] = x[x_offset + r * x_stride + k]
 // @binding(1) w: array<u32> read        n rows of row_bytes bytes (GGUF blocks of W_TYPE)
 // @binding(2) b: array<f32> read        [c0 + n] bias (the whole weight's) (bound to any buffer when flags & 1 == 0)
-// @binding(3) y: array<f32> read_write  [m, y_stride]; this part writes columns c0..c0+n
+// @binding(3) y: array<f32> read_write  Y[r, c] = y[y_offset + r * y_stride + c]; this part
+//                                       writes columns c0..c0+n
 // @binding(4) p: Params uniform
 // dispatch (ceil(n / 64), ceil(m / 64), 1); @workgroup_size(16, 16): each invocation owns a
 // 4 x 4 block of the 64 x 64 output tile, rows ly + 16i and columns lx + 16j. K advances 32 at a
@@ -20,6 +21,10 @@ struct Params {
     y_stride: u32,
     c0: u32,
     flags: u32, // bit 0: add bias; bit 1: accumulate into y
+    x_offset: u32,
+    y_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -51,7 +56,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         for (var i = 0u; i < 8u; i++) {
             var v = 0.0;
             if (xr < p.m && kk + i < p.k) {
-                v = x[xr * p.x_stride + kk + i];
+                v = x[p.x_offset + xr * p.x_stride + kk + i];
             }
             xs[(load_k + i) * BM + load_row] = v;
         }
@@ -91,7 +96,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                 if ((p.flags & 1u) != 0u) {
                     v += b[p.c0 + o];
                 }
-                let at = r * p.y_stride + p.c0 + o;
+                let at = p.y_offset + r * p.y_stride + p.c0 + o;
                 if ((p.flags & 2u) != 0u) {
                     v += y[at];
                 }

@@ -109,10 +109,8 @@ pub fn render_text(g: &Gguf) -> String {
         g.alignment()
     );
     let _ = writeln!(s, "{}", kind.summary());
-    let types: Vec<String> = bytes_by_type(g)
-        .iter()
-        .map(|(t, b)| format!("{t} {:.1}%", 100.0 * *b as f64 / total.max(1) as f64))
-        .collect();
+    let types: Vec<String> =
+        bytes_by_type(g).iter().map(|(t, b)| format!("{t} {:.1}%", 100.0 * *b as f64 / total.max(1) as f64)).collect();
     if !types.is_empty() {
         let _ = writeln!(s, "weights by bytes: {}", types.join(", "));
     }
@@ -128,7 +126,14 @@ pub fn render_text(g: &Gguf) -> String {
     let shape_w = g.tensors().iter().map(|t| t.shape_string().len()).max().unwrap_or(5).max(18);
     let _ = writeln!(s, "  {:name_w$}  {:<5}  {:shape_w$}  {:>12}", "name", "type", "shape (ggml order)", "bytes");
     for t in g.tensors() {
-        let _ = writeln!(s, "  {:name_w$}  {:<5}  {:shape_w$}  {:>12}", t.name, t.ty.to_string(), t.shape_string(), t.n_bytes);
+        let _ = writeln!(
+            s,
+            "  {:name_w$}  {:<5}  {:shape_w$}  {:>12}",
+            t.name,
+            t.ty.to_string(),
+            t.shape_string(),
+            t.n_bytes
+        );
     }
     s
 }

@@ -16,7 +16,7 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml's `GGML_MAX_DIMS`.
 pub const MAX_DIMS: usize = 4;
 /// Arrays may nest (arrays of arrays); real files use at most one level.
-const MAX_ARRAY_DEPTH: u32 = 8;
+pub(crate) const MAX_ARRAY_DEPTH: u32 = 8;
 /// ggml's `GGML_MAX_NAME` is 64; allow longer names but not absurd ones.
 const MAX_TENSOR_NAME: u64 = 1024;
 
@@ -312,7 +312,11 @@ impl Header {
         }
         let version = c.u32("version")?;
         if version.swap_bytes() == 2 || version.swap_bytes() == 3 {
-            return Err(Error::Version { file: name.to_string(), version, note: " (a big-endian GGUF; glimpse reads little-endian files)" });
+            return Err(Error::Version {
+                file: name.to_string(),
+                version,
+                note: " (a big-endian GGUF; glimpse reads little-endian files)",
+            });
         }
         if version != 2 && version != 3 {
             return Err(Error::Version { file: name.to_string(), version, note: "" });
@@ -337,7 +341,12 @@ impl Header {
             None => DEFAULT_ALIGNMENT,
             Some((_, v)) => match v.as_integer() {
                 Some(a) if a > 0 && a <= 1 << 20 && (a & (a - 1)) == 0 => a as u64,
-                _ => return Err(c.error(format!("general.alignment must be a power of two up to 1 MiB, found {}", v.summary(40)))),
+                _ => {
+                    return Err(c.error(format!(
+                        "general.alignment must be a power of two up to 1 MiB, found {}",
+                        v.summary(40)
+                    )));
+                }
             },
         };
 
@@ -357,7 +366,11 @@ impl Header {
         let data_offset = c.pos.div_ceil(alignment) * alignment;
         let file_len = bytes.len() as u64;
         if !tensors.is_empty() && data_offset > file_len {
-            return Err(Error::malformed(name, file_len, format!("the file ends before its tensor data section (which starts at byte {data_offset})")));
+            return Err(Error::malformed(
+                name,
+                file_len,
+                format!("the file ends before its tensor data section (which starts at byte {data_offset})"),
+            ));
         }
         for t in &tensors {
             let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.n_bytes));
@@ -473,7 +486,8 @@ impl Cursor<'_> {
     fn value_type(&mut self, what: &str) -> Result<ValueType> {
         let at = self.pos;
         let id = self.u32(what)?;
-        ValueType::from_id(id).ok_or_else(|| Error::malformed(self.name, at, format!("{what}: unknown metadata value type {id}")))
+        ValueType::from_id(id)
+            .ok_or_else(|| Error::malformed(self.name, at, format!("{what}: unknown metadata value type {id}")))
     }
 
     fn value(&mut self, ty: ValueType, key: &str, depth: u32) -> Result<Value> {
@@ -493,7 +507,13 @@ impl Cursor<'_> {
                 match self.u8(key)? {
                     0 => Value::Bool(false),
                     1 => Value::Bool(true),
-                    b => return Err(Error::malformed(self.name, at, format!("'{key}': bool value {b} is neither 0 nor 1"))),
+                    b => {
+                        return Err(Error::malformed(
+                            self.name,
+                            at,
+                            format!("'{key}': bool value {b} is neither 0 nor 1"),
+                        ));
+                    }
                 }
             }
             ValueType::String => Value::String(self.string(&format!("value of '{key}'"))?),
@@ -517,7 +537,11 @@ impl Cursor<'_> {
         let at = self.pos;
         let len_peek = self.u64(&format!("name length of tensor {index}"))?;
         if len_peek > MAX_TENSOR_NAME {
-            return Err(Error::malformed(self.name, at, format!("tensor {index}: name length {len_peek} is absurd (limit {MAX_TENSOR_NAME})")));
+            return Err(Error::malformed(
+                self.name,
+                at,
+                format!("tensor {index}: name length {len_peek} is absurd (limit {MAX_TENSOR_NAME})"),
+            ));
         }
         self.pos = at;
         let name = self.string(&format!("name of tensor {index}"))?;
@@ -534,19 +558,25 @@ impl Cursor<'_> {
         let offset = self.u64(&format!("offset of tensor '{name}'"))?;
         let ty = match GgmlType::from_id(type_id) {
             Ok(t) => t,
-            Err(Some(known)) => return Err(err(format!("has type {known} (id {type_id}), which glimpse does not support"))),
+            Err(Some(known)) => {
+                return Err(err(format!("has type {known} (id {type_id}), which glimpse does not support")));
+            }
             Err(None) => return Err(err(format!("has unknown ggml type id {type_id}"))),
         };
-        // ggml counts elements in i64; the product must fit.
-        let n_elements = dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        // ggml counts elements in i64; the product must fit. Zero dims count as 1 here, so that a
+        // zero cannot hide an overflowing product of the others (`n_rows()` multiplies `dims[1..]`).
+        dims.iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(1)))
             .filter(|&n| n <= i64::MAX as u64)
             .ok_or_else(|| err(format!("dimensions {dims:?} overflow the element count")))?;
+        let n_rows: u64 = dims[1..].iter().product(); // cannot overflow: bounded just above
+        if !dims[0].is_multiple_of(ty.block_size() as u64) {
+            let bs = ty.block_size();
+            return Err(err(format!("row length {} is not a multiple of the {ty} block size {bs}", dims[0])));
+        }
         let n_bytes = ty
             .row_bytes(dims[0])
-            .ok_or_else(|| err(format!("row length {} is not a multiple of the {} block size {}", dims[0], ty, ty.block_size())))?
-            .checked_mul(if dims[0] == 0 { 0 } else { n_elements / dims[0] })
+            .and_then(|row| row.checked_mul(n_rows))
             .ok_or_else(|| err(format!("dimensions {dims:?} overflow the byte size")))?;
         if offset % alignment != 0 {
             return Err(err(format!("data offset {offset} is not a multiple of the alignment {alignment}")));

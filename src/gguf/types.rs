@@ -100,7 +100,7 @@ impl GgmlType {
     /// the size overflows.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n % bs != 0 {
+        if !n.is_multiple_of(bs) {
             return None;
         }
         (n / bs).checked_mul(self.block_bytes() as u64)
@@ -138,13 +138,10 @@ impl std::str::FromStr for GgmlType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let lower = s.to_ascii_lowercase();
-        GgmlType::ALL
-            .into_iter()
-            .find(|t| t.name() == lower || t.name().replace('_', "") == lower)
-            .ok_or_else(|| {
-                let names: Vec<_> = GgmlType::ALL.iter().map(|t| t.name()).collect();
-                format!("unknown ggml type '{s}' (expected one of: {})", names.join(", "))
-            })
+        GgmlType::ALL.into_iter().find(|t| t.name() == lower || t.name().replace('_', "") == lower).ok_or_else(|| {
+            let names: Vec<_> = GgmlType::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown ggml type '{s}' (expected one of: {})", names.join(", "))
+        })
     }
 }
 

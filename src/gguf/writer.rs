@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::reader::DEFAULT_ALIGNMENT;
+use super::reader::{DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH};
 use super::types::GgmlType;
 use super::value::Value;
 
@@ -44,10 +44,10 @@ impl GgufWriter {
     /// `general.alignment` also sets the data alignment.
     pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         let value = value.into();
-        if key == "general.alignment" {
-            if let Some(a) = value.as_integer().filter(|&a| a > 0 && (a & (a - 1)) == 0) {
-                self.alignment = a as u64;
-            }
+        if key == "general.alignment"
+            && let Some(a) = value.as_integer().filter(|&a| a > 0 && (a & (a - 1)) == 0)
+        {
+            self.alignment = a as u64;
         }
         match self.metadata.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
@@ -110,6 +110,7 @@ impl GgufWriter {
 
     /// Writes the whole file to `out`.
     pub fn write_to(self, out: &mut impl Write) -> io::Result<()> {
+        self.check_metadata()?;
         let mut out = Counting { inner: out, pos: 0 };
         out.put(b"GGUF")?;
         out.put(&3u32.to_le_bytes())?;
@@ -142,10 +143,51 @@ impl GgufWriter {
                 TensorData::Lazy(make) => make(),
             };
             if bytes.len() as u64 != t.n_bytes {
-                return Err(invalid(format!("tensor '{}': generator made {} bytes, expected {}", t.name, bytes.len(), t.n_bytes)));
+                return Err(invalid(format!(
+                    "tensor '{}': generator made {} bytes, expected {}",
+                    t.name,
+                    bytes.len(),
+                    t.n_bytes
+                )));
             }
             out.put(&bytes)?;
             out.pad_to(self.alignment)?;
+        }
+        Ok(())
+    }
+}
+
+impl GgufWriter {
+    /// Refuses metadata the reader (or llama.cpp) would reject, before writing anything: an array
+    /// item not of its array's element type (it would be encoded as garbage), arrays nested deeper
+    /// than the reader allows, and a `general.alignment` that is not a u32 power of two up to 1 MiB
+    /// (llama.cpp reads the key with `gguf_get_val_u32`, which asserts the type).
+    fn check_metadata(&self) -> io::Result<()> {
+        fn check_items(v: &Value, depth: u32) -> Result<(), String> {
+            let Value::Array(ty, items) = v else { return Ok(()) };
+            if depth >= MAX_ARRAY_DEPTH {
+                return Err(format!("arrays nested deeper than {MAX_ARRAY_DEPTH} levels"));
+            }
+            for item in items {
+                if item.value_type() != *ty {
+                    return Err(format!("an array<{ty}> holds a {} item", item.type_name()));
+                }
+                check_items(item, depth + 1)?;
+            }
+            Ok(())
+        }
+        for (key, value) in &self.metadata {
+            check_items(value, 0).map_err(|what| invalid(format!("metadata key '{key}': {what}")))?;
+            if key == "general.alignment" {
+                match *value {
+                    Value::U32(a) if a.is_power_of_two() && a <= 1 << 20 => {}
+                    _ => {
+                        let found = format!("{} {}", value.type_name(), value.summary(40));
+                        let what = "must be a u32 power of two up to 1 MiB";
+                        return Err(invalid(format!("general.alignment {what}, found {found}")));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -173,10 +215,15 @@ fn tensor_bytes(name: &str, dims: &[u64], ty: GgmlType) -> io::Result<u64> {
     if dims.is_empty() || dims.len() > super::reader::MAX_DIMS {
         return Err(invalid(format!("tensor '{name}': {} dimensions", dims.len())));
     }
-    let rows: u64 = dims[1..].iter().product();
-    ty.row_bytes(dims[0])
-        .map(|r| r * rows)
-        .ok_or_else(|| invalid(format!("tensor '{name}': row length {} is not a multiple of the {ty} block size", dims[0])))
+    if !dims[0].is_multiple_of(ty.block_size() as u64) {
+        let n = dims[0];
+        return Err(invalid(format!("tensor '{name}': row length {n} is not a multiple of the {ty} block size")));
+    }
+    dims.iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(1)))
+        .filter(|&n| n <= i64::MAX as u64)
+        .and_then(|_| ty.row_bytes(dims[0])?.checked_mul(dims[1..].iter().product()))
+        .ok_or_else(|| invalid(format!("tensor '{name}': dimensions {dims:?} overflow")))
 }
 
 fn invalid(msg: String) -> io::Error {

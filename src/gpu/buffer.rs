@@ -78,7 +78,11 @@ impl Gpu {
 
     fn tensor_from_bytes(&self, bytes: &[u8], len: usize, label: &str) -> Result<Tensor, Error> {
         if bytes.len() as u64 > self.max_binding_bytes() {
-            return Err(Error::TooLarge { what: label.to_string(), bytes: bytes.len() as u64, limit: self.max_binding_bytes() });
+            return Err(Error::TooLarge {
+                what: label.to_string(),
+                bytes: bytes.len() as u64,
+                limit: self.max_binding_bytes(),
+            });
         }
         let contents: &[u8] = if bytes.is_empty() { &[0; 4] } else { bytes };
         let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -109,12 +113,21 @@ impl Gpu {
         let n_out = dims[1..].iter().product::<u64>() as usize;
         let row_bytes = n_in / ty.block_size() * ty.block_bytes();
         if row_bytes * n_out != bytes.len() {
-            return Err(Error::TooLarge { what: format!("{name}: size mismatch"), bytes: bytes.len() as u64, limit: 0 });
+            return Err(Error::TooLarge {
+                what: format!("{name}: size mismatch"),
+                bytes: bytes.len() as u64,
+                limit: 0,
+            });
         }
         // Keep 4-byte slack so a part's size can be rounded up to whole u32 words.
-        let rows_per_part = ((self.max_weight_part_bytes() as usize).saturating_sub(4) / row_bytes.max(1)).min(n_out.max(1));
+        let rows_per_part =
+            ((self.max_weight_part_bytes() as usize).saturating_sub(4) / row_bytes.max(1)).min(n_out.max(1));
         if rows_per_part == 0 {
-            return Err(Error::TooLarge { what: format!("one row of weight '{name}'"), bytes: row_bytes as u64, limit: self.max_weight_part_bytes() });
+            return Err(Error::TooLarge {
+                what: format!("one row of weight '{name}'"),
+                bytes: row_bytes as u64,
+                limit: self.max_weight_part_bytes(),
+            });
         }
         let mut parts = Vec::new();
         let mut row_start = 0;

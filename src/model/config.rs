@@ -70,14 +70,20 @@ impl TextConfig {
         let n_head: usize = g.get_as(&key(LLM_HEAD_COUNT))?;
         // llama.cpp: head_count_kv defaults to head_count (no GQA).
         let n_head_kv: usize = g.get_opt(&key(LLM_HEAD_COUNT_KV))?.unwrap_or(n_head);
-        if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+        if n_head == 0 || n_head_kv == 0 || !n_head.is_multiple_of(n_head_kv) {
             return Err(bad_value(g, &key(LLM_HEAD_COUNT_KV), format!("{n_head} heads, {n_head_kv} kv heads")));
         }
         // key_length is optional; llama.cpp defaults it to n_embd / n_head.
         let head_dim: usize = match g.get_opt(&key(LLM_KEY_LENGTH))? {
             Some(d) => d,
-            None if n_embd % n_head == 0 => n_embd / n_head,
-            None => return Err(bad_value(g, &key(LLM_HEAD_COUNT), format!("n_embd {n_embd} not divisible by {n_head} heads"))),
+            None if n_embd.is_multiple_of(n_head) => n_embd / n_head,
+            None => {
+                return Err(bad_value(
+                    g,
+                    &key(LLM_HEAD_COUNT),
+                    format!("n_embd {n_embd} not divisible by {n_head} heads"),
+                ));
+            }
         };
         let token_embd = g.tensor(TOKEN_EMBD)?;
         // vocab_size is optional in older files; the embedding's row count is authoritative.
@@ -117,6 +123,16 @@ pub enum ProjectorKind {
     Idefics3,
 }
 
+impl ProjectorKind {
+    /// The `clip.projector_type` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProjectorKind::Mlp => PROJECTOR_MLP,
+            ProjectorKind::Idefics3 => PROJECTOR_IDEFICS3,
+        }
+    }
+}
+
 /// The vision tower's FFN activation. llama.cpp: `clip.use_gelu` -> GELU (tanh), `clip.use_silu`
 /// -> SiLU, neither -> quick GELU x*sigmoid(1.702x) (CLIP).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -151,6 +167,14 @@ pub struct VisionConfig {
     pub scale_factor: usize,
     /// idefics3: the longest edge images are resized to before tiling, when the file says.
     pub preproc_image_size: Option<usize>,
+    /// Blocks to run: all stored ones, unless `clip.vision.feature_layer` asks for an earlier
+    /// hidden state. (LLaVA's hidden_states[-2] is already what the legacy converter stores: it
+    /// drops the last block and writes block_count = N - 1; glimpse runs all of them, following
+    /// Hugging Face rather than llama.cpp's one-short graph, issue #25817.)
+    pub n_layer_run: usize,
+    /// Trap: old mmproj files have ffn_up / ffn_down swapped. llama.cpp detects
+    /// `ffn_down.ne[0] == n_embd` (a down projection's input is n_ff wide) and swaps them back.
+    pub ffn_swapped: bool,
 }
 
 impl VisionConfig {
@@ -176,12 +200,16 @@ impl VisionConfig {
         };
         let image_size: usize = g.get_as(CLIP_VISION_IMAGE_SIZE)?;
         let patch_size: usize = g.get_as(CLIP_VISION_PATCH_SIZE)?;
-        if patch_size == 0 || image_size % patch_size != 0 {
-            return Err(bad_value(g, CLIP_VISION_PATCH_SIZE, format!("{patch_size} does not divide image size {image_size}")));
+        if patch_size == 0 || !image_size.is_multiple_of(patch_size) {
+            return Err(bad_value(
+                g,
+                CLIP_VISION_PATCH_SIZE,
+                format!("{patch_size} does not divide image size {image_size}"),
+            ));
         }
         let n_embd: usize = g.get_as(CLIP_VISION_EMBEDDING_LENGTH)?;
         let n_head: usize = g.get_as(CLIP_VISION_HEAD_COUNT)?;
-        if n_head == 0 || n_embd % n_head != 0 {
+        if n_head == 0 || !n_embd.is_multiple_of(n_head) {
             return Err(bad_value(g, CLIP_VISION_HEAD_COUNT, format!("{n_head} heads do not divide n_embd {n_embd}")));
         }
         let scale_factor = match projector {
@@ -190,16 +218,31 @@ impl VisionConfig {
             ProjectorKind::Mlp => 1,
         };
         let per_side = image_size / patch_size;
-        if scale_factor == 0 || per_side % scale_factor != 0 {
-            return Err(bad_value(g, CLIP_VISION_SCALE_FACTOR, format!("{scale_factor} does not divide {per_side} patches per side")));
+        if scale_factor == 0 || !per_side.is_multiple_of(scale_factor) {
+            return Err(bad_value(
+                g,
+                CLIP_VISION_SCALE_FACTOR,
+                format!("{scale_factor} does not divide {per_side} patches per side"),
+            ));
         }
+        let n_layer: usize = g.get_as(CLIP_VISION_BLOCK_COUNT)?;
+        // feature_layer holds hidden-state indices (0 = the embeddings); one entry is supported.
+        let n_layer_run = match g.get_opt::<Vec<i64>>(CLIP_VISION_FEATURE_LAYER)?.as_deref() {
+            None | Some([]) => n_layer,
+            Some(&[l]) if l >= 1 && l as usize <= n_layer => l as usize,
+            Some(other) => {
+                let what = format!("{other:?}: glimpse supports one feature layer in 1..={n_layer}");
+                return Err(bad_value(g, CLIP_VISION_FEATURE_LAYER, what));
+            }
+        };
+        let ffn_swapped = g.find_tensor(&vblk(0, V_FFN_DOWN, "weight")).is_some_and(|t| t.dims[0] as usize == n_embd);
         Ok(VisionConfig {
             projector,
             image_size,
             patch_size,
             n_embd,
             n_ff: g.get_as(CLIP_VISION_FEED_FORWARD_LENGTH)?,
-            n_layer: g.get_as(CLIP_VISION_BLOCK_COUNT)?,
+            n_layer,
             n_head,
             eps: g.get_as(CLIP_VISION_LN_EPS)?,
             projection_dim: g.get_as(CLIP_VISION_PROJECTION_DIM)?,
@@ -211,6 +254,8 @@ impl VisionConfig {
             has_post_ln: g.find_tensor(&format!("{V_POST_LN}.weight")).is_some(),
             scale_factor,
             preproc_image_size: g.get_opt(CLIP_VISION_PREPROC_IMAGE_SIZE)?,
+            n_layer_run,
+            ffn_swapped,
         })
     }
 

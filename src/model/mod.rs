@@ -1,5 +1,10 @@
-//! Model families: configuration read from GGUF metadata, tensor names, and (later) the forward
-//! passes. This module is pure for now (no GPU).
+//! Model families: configuration resolved from GGUF metadata, tensor names and layouts, GPU
+//! weights, and the forward passes.
 
 pub mod config;
+pub mod error;
+pub mod layout;
 pub mod names;
+pub mod weights;
+
+pub use error::Error;

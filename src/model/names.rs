@@ -9,6 +9,8 @@ pub const GENERAL_NAME: &str = "general.name";
 pub const GENERAL_FILE_TYPE: &str = "general.file_type";
 pub const GENERAL_QUANTIZATION_VERSION: &str = "general.quantization_version";
 pub const GENERAL_ALIGNMENT: &str = "general.alignment";
+/// Written by the legacy LLaVA mmproj script ("image encoder for LLaVA").
+pub const GENERAL_DESCRIPTION: &str = "general.description";
 
 /// `general.architecture` of an mmproj file.
 pub const ARCH_CLIP: &str = "clip";

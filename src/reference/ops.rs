@@ -20,6 +20,11 @@ pub fn matmul(x: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, n_out: usize
     y
 }
 
+/// `x[i] += y[i]` (residual connections, position embeddings).
+pub fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
 /// LayerNorm over each row of `[n_rows, n]`: `(x - mean) / sqrt(var + eps) * w + b`.
 pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], n: usize, eps: f32) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
@@ -159,7 +164,15 @@ pub fn silu(x: f32) -> f32 {
 /// Patch embedding as a stride-`p` convolution. `pixels` is `[3, h, w]` (planar RGB), `weight` in
 /// ggml order `[p, p, 3, n_embd]` (i.e. n_embd kernels of `[3, p, p]`, x fastest). Output
 /// `[n_patches, n_embd]` in raster order (row-major over the patch grid, x fastest).
-pub fn patch_embed(pixels: &[f32], h: usize, w: usize, weight: &[f32], bias: Option<&[f32]>, p: usize, n_embd: usize) -> Vec<f32> {
+pub fn patch_embed(
+    pixels: &[f32],
+    h: usize,
+    w: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    p: usize,
+    n_embd: usize,
+) -> Vec<f32> {
     let (ph, pw) = (h / p, w / p);
     let mut out = vec![0.0f32; ph * pw * n_embd];
     for py in 0..ph {

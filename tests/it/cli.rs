@@ -1,1 +1,66 @@
-//! See main.rs.
+//! The `glimpse` binary end to end: exit codes, and stdout carrying only the result.
+
+use std::process::{Command, Output};
+
+use crate::util::temp_dir;
+
+fn glimpse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glimpse")).args(args).output().expect("run glimpse")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn cli_forge_then_inspect_reports_the_model() {
+    let dir = temp_dir("cli_forge_then_inspect");
+    let out = glimpse(&["forge", "--preset", "tiny", "--seed", "3", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "forge failed: {}", text(&out.stderr));
+    // stdout lists exactly the two files; progress went to stderr.
+    let listed: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(listed.len(), 2, "stdout: {listed:?}");
+
+    let out = glimpse(&["inspect", dir.join("mmproj.gguf").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("mmproj idefics3"), "{report}");
+    assert!(report.contains("visual tokens per tile"), "{report}");
+    assert!(report.contains("v.blk.0.attn_out.weight"), "{report}");
+
+    let out = glimpse(&["inspect", "--json", dir.join("text.gguf").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON");
+    assert_eq!(json["config"]["text"]["arch"], "llama");
+    assert!(json["tensors"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "token_embd.weight")));
+}
+
+#[test]
+fn cli_inspect_truncated_file_is_a_clear_error() {
+    let dir = temp_dir("cli_inspect_truncated");
+    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let full = std::fs::read(dir.join("text.gguf")).unwrap();
+    let cut = dir.join("cut.gguf");
+    std::fs::write(&cut, &full[..full.len() - 1000]).unwrap();
+    let out = glimpse(&["inspect", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(err.contains("cut.gguf") && err.contains("past the end of the file"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn cli_bad_arguments_fail_without_panicking() {
+    for args in [
+        &["inspect", "/no/such/file.gguf"][..],
+        &["forge", "--preset", "nope", "--out", "/tmp/x"],
+        &["forge", "--set", "text.n_layer", "--out", "/tmp/x"],
+    ] {
+        let out = glimpse(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("error:") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -56,9 +56,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel_tol: f32) {
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
     let (mut worst, mut worst_i) = (0f32, 0);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let e = (g - w).abs();
-        if !(e <= worst) {
-            worst = if e.is_nan() { f32::INFINITY } else { e };
+        // NaN (an unwritten or poisoned element) counts as the worst possible error.
+        let e = if (g - w).is_nan() { f32::INFINITY } else { (g - w).abs() };
+        if e > worst {
+            worst = e;
             worst_i = i;
         }
     }

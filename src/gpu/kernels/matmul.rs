@@ -1,4 +1,4 @@
-//! `matmul.wgsl`: y = x W^T (+ b) (+ y), W a GGUF weight decoded on the fly. One dispatch per
+//! `matmul.wgsl`: Y = X W^T (+ b) (+ Y), W a GGUF weight decoded on the fly. One dispatch per
 //! weight part (parts exist when W is larger than one storage binding).
 
 use bytemuck::{Pod, Zeroable};
@@ -16,32 +16,48 @@ struct Params {
     y_stride: u32,
     c0: u32,
     flags: u32,
+    x_offset: u32,
+    y_offset: u32,
+    _pad: [u32; 2],
 }
 
 const TILE: u32 = 64;
 
-/// Options of one matmul.
+/// Where X and Y live inside their buffers, and what to add. Strides default to the weight's
+/// widths (`x_stride = n_in`, `y_stride = n_out`) when zero.
 #[derive(Clone, Copy, Default)]
 pub struct MatmulOpts<'a> {
     pub bias: Option<&'a Tensor>,
-    /// Add the product to what `y` holds (fused residual add).
+    /// Add the product to what Y holds (a fused residual add).
     pub accumulate: bool,
+    /// Element offset of X[0, 0] and Y[0, 0].
+    pub x_offset: usize,
+    pub y_offset: usize,
+    /// Elements between rows of X and of Y (0: the weight's n_in / n_out).
+    pub x_stride: usize,
+    pub y_stride: usize,
 }
 
-/// `y[r, o] = sum_k x[r, k] * w[o, k]` for `m` rows: x `[m, w.n_in]`, y `[m, w.n_out]`.
+/// `Y[r, o] = sum_k X[r, k] * W[o, k]` for `m` rows: X `[m, w.n_in]`, Y `[m, w.n_out]`.
 pub fn matmul(rec: &mut Recorder, x: &Tensor, w: &Weight, y: &Tensor, m: usize, opts: MatmulOpts) -> Result<(), Error> {
-    let key = PipelineKey { shader: "matmul", entry: "matmul", constants: vec![("W_TYPE", f64::from(w.ty.id()).to_bits())] };
+    let key =
+        PipelineKey { shader: "matmul", entry: "matmul", constants: vec![("W_TYPE", f64::from(w.ty.id()).to_bits())] };
     let flags = opts.bias.is_some() as u32 | (opts.accumulate as u32) << 1;
+    let x_stride = if opts.x_stride == 0 { w.n_in } else { opts.x_stride };
+    let y_stride = if opts.y_stride == 0 { w.n_out } else { opts.y_stride };
     for part in &w.parts {
         let params = Params {
             m: m as u32,
             n: part.n_rows as u32,
             k: w.n_in as u32,
             row_bytes: w.row_bytes() as u32,
-            x_stride: w.n_in as u32,
-            y_stride: w.n_out as u32,
+            x_stride: x_stride as u32,
+            y_stride: y_stride as u32,
             c0: part.row_start as u32,
             flags,
+            x_offset: opts.x_offset as u32,
+            y_offset: opts.y_offset as u32,
+            _pad: [0; 2],
         };
         let bias = opts.bias.map_or(&part.buffer, |b| b.buffer());
         let groups = [(part.n_rows as u32).div_ceil(TILE), (m as u32).div_ceil(TILE), 1];

@@ -1,5 +1,4 @@
-//! Every WGSL kernel against its `reference::ops` twin on random inputs of awkward sizes, for
-//! every weight type. Outputs are poisoned first so unwritten elements show.
+//! `matmul.wgsl` against `reference::ops::matmul`.
 
 use glimpse::gguf::{GgmlType, quant};
 use glimpse::gpu::kernels::{MatmulOpts, matmul};
@@ -37,11 +36,17 @@ fn run_matmul(gpu: &Gpu, ty: GgmlType, m: usize, n: usize, k: usize, bias: bool,
     init.push(POISON);
     let yt = gpu.upload_f32(&init, "y").unwrap();
     let mut rec = Recorder::new(gpu);
-    matmul(&mut rec, &xt, &w, &yt, m, MatmulOpts { bias: bias.then_some(&bt), accumulate }).unwrap();
+    matmul(&mut rec, &xt, &w, &yt, m, MatmulOpts { bias: bias.then_some(&bt), accumulate, ..Default::default() })
+        .unwrap();
     let h = rec.read(&yt, 0, m * n + 1);
     let got = rec.finish().unwrap().f32(h);
     assert_eq!(got[m * n], POISON, "matmul {ty} wrote past the end");
-    assert_close(&format!("matmul {ty} m={m} n={n} k={k} bias={bias} acc={accumulate} parts={}", w.parts.len()), &got[..m * n], &want, MATMUL_TOL);
+    assert_close(
+        &format!("matmul {ty} m={m} n={n} k={k} bias={bias} acc={accumulate} parts={}", w.parts.len()),
+        &got[..m * n],
+        &want,
+        MATMUL_TOL,
+    );
 }
 
 #[test]
