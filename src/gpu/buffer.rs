@@ -101,8 +101,13 @@ impl Gpu {
         self.tensor_from_bytes(bytemuck::cast_slice(data), data.len(), label)
     }
 
-    /// Overwrites the start of `t` with `data` (ordered before the next submit).
+    /// Overwrites elements of `t` from `offset` with `data` (ordered before the next submit).
     pub fn write_f32(&self, t: &Tensor, offset: usize, data: &[f32]) {
+        self.queue.write_buffer(&t.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
+    }
+
+    /// Overwrites elements of `t` from `offset` with `data` (ordered before the next submit).
+    pub fn write_u32(&self, t: &Tensor, offset: usize, data: &[u32]) {
         self.queue.write_buffer(&t.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
     }
 
