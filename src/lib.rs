@@ -1,3 +1,4 @@
+pub mod engine;
 pub mod forge;
 pub mod gguf;
 pub mod gpu;

@@ -26,6 +26,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a question about an image
+    Ask(AskArgs),
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
     Forge {
         /// Model shapes: tiny, tiny-qwen2, tiny-llava, smolvlm-256m, smolvlm-500m, llava
@@ -45,6 +47,49 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct AskArgs {
+    /// The question
+    question: String,
+    /// Text model GGUF (llama or qwen2)
+    #[arg(short = 'm', long)]
+    model: PathBuf,
+    /// Vision projector GGUF (mmproj: idefics3 or mlp)
+    #[arg(long)]
+    mmproj: PathBuf,
+    /// The image (PNG or JPEG)
+    #[arg(long)]
+    image: PathBuf,
+    /// Most tokens to generate
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 256)]
+    max_tokens: usize,
+    /// Sampling temperature (0 = greedy)
+    #[arg(long, default_value_t = 0.0)]
+    temp: f32,
+    /// Top-k for sampling (at most 64)
+    #[arg(long = "top-k", default_value_t = 40)]
+    top_k: usize,
+    /// Top-p for sampling
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    top_p: f32,
+    /// Sampling seed
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most image tiles (idefics3); default: what the mmproj says, as llama.cpp's mtmd does
+    #[arg(long = "max-tiles")]
+    max_tiles: Option<usize>,
+    /// KV-cache size in tokens
+    #[arg(long, default_value_t = 4096)]
+    context: usize,
+    /// GPU adapter: a name substring or a backend (vulkan, metal, dx12); default GLIMPSE_ADAPTER or
+    /// the high-performance one
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Print the answer and its report as one JSON document
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -67,8 +112,59 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect { file, json } => inspect(&file, json),
+        Command::Ask(args) => ask(&args),
         Command::Forge { preset, qtype, seed, set, out } => forge(&preset, qtype, seed, &set, &out),
     }
+}
+
+fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
+    use glimpse::engine::{AskOptions, Engine, EngineOptions};
+    use glimpse::model::sampler::Sampling;
+    let image = std::fs::read(&a.image).with_context(|| format!("--image {}", a.image.display()))?;
+    let opts = EngineOptions {
+        gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
+        context: a.context,
+    };
+    let start = std::time::Instant::now();
+    eprintln!("loading {} + {} ...", a.model.display(), a.mmproj.display());
+    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    eprintln!("loaded in {:.1} s on {}", start.elapsed().as_secs_f64(), engine.gpu().describe());
+    let ask = AskOptions {
+        max_tokens: a.max_tokens,
+        sampling: Sampling { temperature: a.temp, top_k: a.top_k, top_p: a.top_p, seed: a.seed },
+        max_tiles: a.max_tiles,
+        ..Default::default()
+    };
+    let mut out = std::io::stdout().lock();
+    let mut write_err = None;
+    let mut stream = |piece: &str| {
+        if !a.json && write_err.is_none() {
+            write_err = out.write_all(piece.as_bytes()).and_then(|_| out.flush()).err();
+        }
+    };
+    let answer = engine
+        .ask_bytes(&image, &a.question, &ask, &mut stream)
+        .with_context(|| format!("cannot answer about {}", a.image.display()))?;
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
+    } else {
+        writeln!(out)?;
+        let r = &answer.report;
+        let gpu: Vec<String> = r.gpu_ms.iter().map(|(n, ms)| format!("{n} {ms:.0} ms")).collect();
+        eprintln!(
+            "{} tiles, {} image + {} text tokens, {} generated ({:?}); GPU: {}",
+            r.tiles,
+            r.image_tokens,
+            r.prompt_tokens - r.image_tokens,
+            r.generated_tokens,
+            answer.stop,
+            gpu.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn forge(

@@ -111,7 +111,8 @@ impl Gpu {
         self.queue.write_buffer(&t.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
     }
 
-    /// Uploads a GGUF tensor's bytes as-is. `dims` in ggml order: `dims[0]` is the row length.
+    /// Uploads a GGUF tensor's bytes as-is. `dims` in ggml order: `dims[0]` is the row length and
+    /// the rest fold into rows (so a conv kernel must be given as `[p * p * 3, n]`).
     /// Tensors larger than one binding are split by whole rows (rows hold whole blocks).
     pub fn upload_weight(&self, name: &str, ty: GgmlType, dims: &[u64], bytes: &[u8]) -> Result<Weight, Error> {
         let n_in = dims[0] as usize;

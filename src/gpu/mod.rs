@@ -24,6 +24,9 @@ pub enum Error {
     Dispatch { kernel: String, groups: [u32; 3], max: u32 },
     #[error("GPU error: {0}")]
     Wgpu(String),
+    /// Arguments a kernel cannot take (shapes from a model file that glimpse cannot run).
+    #[error("kernel {kernel}: {what}")]
+    Invalid { kernel: &'static str, what: String },
     #[error("a GPU lock was poisoned by an earlier panic")]
     Poisoned,
 }

@@ -215,6 +215,53 @@ pub fn pixel_shuffle(x: &[f32], side: usize, n: usize, s: usize) -> Vec<f32> {
     out
 }
 
+/// SwiGLU in place: `g[i] = silu(g[i]) * u[i]` (g the gate projection, u the up projection).
+pub fn swiglu(g: &mut [f32], u: &[f32]) {
+    g.iter_mut().zip(u).for_each(|(a, b)| *a = silu(*a) * b);
+}
+
+/// The patches of a stride-`p` convolution, so that `matmul(im2col(..), weight)` is
+/// `patch_embed`: pixels `[3, h, w]` (planar) -> `[n_patches, 3 * p * p]`, patches in raster order
+/// (x fastest), each row in the weight's `[3, p, p]` order (c, ky, kx; kx fastest).
+pub fn im2col(pixels: &[f32], h: usize, w: usize, p: usize) -> Vec<f32> {
+    let (ph, pw) = (h / p, w / p);
+    let mut out = Vec::with_capacity(ph * pw * 3 * p * p);
+    for py in 0..ph {
+        for px in 0..pw {
+            for c in 0..3 {
+                for ky in 0..p {
+                    for kx in 0..p {
+                        out.push(pixels[(c * h + py * p + ky) * w + px * p + kx]);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The index of the largest value; the first one among equal maxima (greedy sampling).
+/// 0 for an empty slice.
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The `k` largest values with their indices, sorted by value descending and, among equal
+/// values, by index ascending. Fewer than `k` when `x` is shorter.
+pub fn topk(x: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut all: Vec<(usize, f32)> = x.iter().copied().enumerate().collect();
+    // A stable sort keeps equal values in index order (and -0.0 equal to 0.0, as on a GPU).
+    all.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    all.truncate(k);
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

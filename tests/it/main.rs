@@ -11,5 +11,7 @@ mod forge;
 mod gguf;
 mod gpu;
 mod kernels;
+mod model;
 mod quant;
+mod tokenize;
 mod util;

@@ -38,8 +38,29 @@ pub struct MatmulOpts<'a> {
     pub y_stride: usize,
 }
 
-/// `Y[r, o] = sum_k X[r, k] * W[o, k]` for `m` rows: X `[m, w.n_in]`, Y `[m, w.n_out]`.
+/// At most this many rows of X go to `matvec.wgsl` instead of the tiled GEMM. Measured on lavapipe
+/// (docs/perf.md, matvec): the GEMV is faster at every m <= 8 for decode-sized weights (the tiles
+/// pad m to 64), and 8 is the GEMV's largest M.
+pub const MATMUL_MATVEC_MAX_M: usize = super::matvec::MATVEC_MAX_M;
+
+/// `Y[r, o] = sum_k X[r, k] * W[o, k]` for `m` rows: X `[m, w.n_in]`, Y `[m, w.n_out]`. Routes
+/// `m <= MATMUL_MATVEC_MAX_M` (decode) to [`super::matvec()`], the rest to [`matmul_tiled`].
 pub fn matmul(rec: &mut Recorder, x: &Tensor, w: &Weight, y: &Tensor, m: usize, opts: MatmulOpts) -> Result<(), Error> {
+    if m <= MATMUL_MATVEC_MAX_M {
+        return super::matvec::matvec(rec, x, w, y, m, opts);
+    }
+    matmul_tiled(rec, x, w, y, m, opts)
+}
+
+/// The tiled GEMM of `matmul.wgsl`, whatever m (the contract of [`matmul`]).
+pub fn matmul_tiled(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Weight,
+    y: &Tensor,
+    m: usize,
+    opts: MatmulOpts,
+) -> Result<(), Error> {
     let key =
         PipelineKey { shader: "matmul", entry: "matmul", constants: vec![("W_TYPE", f64::from(w.ty.id()).to_bits())] };
     let flags = opts.bias.is_some() as u32 | (opts.accumulate as u32) << 1;

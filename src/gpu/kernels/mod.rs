@@ -9,10 +9,55 @@ pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
     const DEQUANT: &str = include_str!("../../../shaders/dequant.wgsl");
     let (body, reads_blocks) = match shader {
         "matmul" => (include_str!("../../../shaders/matmul.wgsl"), true),
+        "norm" => (include_str!("../../../shaders/norm.wgsl"), false),
+        "rope" => (include_str!("../../../shaders/rope.wgsl"), false),
+        "unary" => (include_str!("../../../shaders/unary.wgsl"), false),
+        "binary" => (include_str!("../../../shaders/binary.wgsl"), false),
+        "im2col" => (include_str!("../../../shaders/im2col.wgsl"), false),
+        "pixel_shuffle" => (include_str!("../../../shaders/pixel_shuffle.wgsl"), false),
+        "get_rows" => (include_str!("../../../shaders/get_rows.wgsl"), true),
+        "argmax" => (include_str!("../../../shaders/argmax.wgsl"), false),
+        "topk" => (include_str!("../../../shaders/topk.wgsl"), false),
+        "matvec" => (include_str!("../../../shaders/matvec.wgsl"), true),
+        "attention" => (include_str!("../../../shaders/attention.wgsl"), false),
         other => return Err(Error::Shader { shader: other.to_string(), message: "no such shader".into() }),
     };
     Ok(if reads_blocks { format!("{DEQUANT}\n{body}") } else { body.to_string() })
 }
 
+/// Workgroup counts for `n_groups` groups of a 1-D kernel. Past 65535 (WebGPU's guaranteed
+/// per-dimension limit) they fold into a 2-D grid; shaders take the linear group id as
+/// `wid.x + wid.y * num_workgroups.x` and guard their index (the grid may hold a few extra).
+pub fn grid_1d(n_groups: u32) -> [u32; 3] {
+    const MAX: u32 = 65535;
+    if n_groups <= MAX {
+        return [n_groups, 1, 1];
+    }
+    let rows = n_groups.div_ceil(MAX);
+    [n_groups.div_ceil(rows), rows, 1]
+}
+
 pub mod matmul;
 pub use matmul::{MatmulOpts, matmul};
+pub mod norm;
+pub use norm::{NormKind, NormOpts, layer_norm, norm, rms_norm};
+pub mod rope;
+pub use rope::{RopeArgs, rope};
+pub mod unary;
+pub use unary::{Unary, unary, unary_at};
+pub mod binary;
+pub use binary::{Binary, BinaryOpts, add, binary, swiglu};
+pub mod im2col;
+pub use im2col::im2col;
+pub mod pixel_shuffle;
+pub use pixel_shuffle::pixel_shuffle;
+pub mod get_rows;
+pub use get_rows::get_rows;
+pub mod argmax;
+pub use argmax::argmax;
+pub mod topk;
+pub use topk::{TOPK_MAX, topk};
+pub mod matvec;
+pub use matvec::{MATVEC_MAX_M, matvec};
+pub mod attention;
+pub use attention::{AttentionArgs, attention};

@@ -74,3 +74,30 @@ fn matmul_split_weight_matches_whole() {
     run_matmul(&gpu, GgmlType::Q8_0, 33, 70, 256, true, false, 99);
     run_matmul(&gpu, GgmlType::F32, 5, 70, 48, false, true, 98);
 }
+
+/// Throughput on the device at a ViT-like shape; run by hand with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn matmul_timing() {
+    let Some(gpu) = gpu() else { return };
+    let (m, n, k) = (1024, 768, 768);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4K] {
+        let mut rng = Rng(1);
+        let (bytes, _) = random_weight(&mut rng, ty, n, k);
+        let w = gpu.upload_weight("w", ty, &[k as u64, n as u64], &bytes).unwrap();
+        let x = gpu.upload_f32(&rng.vec(m * k, 1.0), "x").unwrap();
+        let y = gpu.tensor(m * n, "y").unwrap();
+        let mut times = Vec::new();
+        for _ in 0..4 {
+            let mut rec = Recorder::new(gpu);
+            rec.stage("mm");
+            matmul(&mut rec, &x, &w, &y, m, MatmulOpts::default()).unwrap();
+            let t = std::time::Instant::now();
+            let f = rec.finish().unwrap();
+            times.push((t.elapsed().as_secs_f64() * 1e3, f.stage_ms[0].1));
+        }
+        let flops = 2.0 * (m * n * k) as f64;
+        let (wall, gpu_ms) = times[times.len() - 1];
+        println!("{ty}: wall {wall:.1} ms, gpu {gpu_ms:.1} ms, {:.2} GFLOP/s", flops / gpu_ms / 1e6);
+    }
+}

@@ -2,4 +2,16 @@
 //! for weight readers, every GGUF type). Outputs are poisoned first so unwritten elements show.
 //! One file per shader.
 
+mod attention;
 mod matmul;
+mod matvec;
+
+mod argmax;
+mod binary;
+mod get_rows;
+mod im2col;
+mod norm;
+mod pixel_shuffle;
+mod rope;
+mod topk;
+mod unary;

@@ -1,0 +1,395 @@
+//! The engine: load a text GGUF + an mmproj GGUF once, then answer questions about images. One
+//! call per DESIGN.md stage — preprocess, vision encoder, projector, splice, prefill, decode —
+//! everything between preprocess and decode on the GPU; the CPU reads back one token id per
+//! step (or the top-k logits when sampling).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::gguf::Gguf;
+use crate::gpu::kernels::{self, TOPK_MAX};
+use crate::gpu::{Gpu, GpuOptions, Recorder, Tensor};
+use crate::model::Error;
+use crate::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
+use crate::model::preprocess::{self, PreprocessParams, Preprocessed};
+use crate::model::projector::{Projector, ProjectorScratch};
+use crate::model::prompt::{self, PromptPiece, TileId};
+use crate::model::sampler::{Sampler, Sampling};
+use crate::model::text::{KvCache, TextModel, TextScratch};
+use crate::model::tokenizer::Tokenizer;
+use crate::model::vision::{VisionScratch, VisionTower};
+
+/// How to set the engine up.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub gpu: GpuOptions,
+    /// KV-cache capacity in tokens (prompt + answer + follow-ups); capped by the model's context.
+    pub context: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { gpu: GpuOptions::default(), context: 4096 }
+    }
+}
+
+/// One request's settings.
+#[derive(Clone, Debug)]
+pub struct AskOptions {
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+    /// idefics3 tiles: `None` = what the mmproj says (llama.cpp's mtmd, the reference), `Some(1)`
+    /// = the overview only (the camera default).
+    pub max_tiles: Option<usize>,
+    /// How the image is placed in the chat template (mtmd's by default).
+    pub markup: ImageMarkup,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        AskOptions { max_tokens: 256, sampling: Sampling::default(), max_tiles: None, markup: ImageMarkup::Mtmd }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    EndOfGeneration,
+    MaxTokens,
+    ContextFull,
+}
+
+/// What a request did: token counts per stage, GPU time per stage, memory.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AskReport {
+    pub tiles: usize,
+    pub image_tokens: usize,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// GPU milliseconds per stage (timestamp queries; empty when the device has none).
+    pub gpu_ms: Vec<(String, f64)>,
+    /// Wall-clock milliseconds per stage as the CPU saw it.
+    pub wall_ms: Vec<(String, f64)>,
+    pub kv_tokens: usize,
+    pub kv_bytes_used: u64,
+    pub kv_bytes_allocated: u64,
+}
+
+impl AskReport {
+    fn add(list: &mut Vec<(String, f64)>, name: &str, ms: f64) {
+        match list.iter_mut().find(|(n, _)| n == name) {
+            Some((_, t)) => *t += ms,
+            None => list.push((name.to_string(), ms)),
+        }
+    }
+}
+
+/// An answer and its report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Answer {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub stop: Stop,
+    pub report: AskReport,
+}
+
+pub struct Engine {
+    gpu: Arc<Gpu>,
+    vision: VisionTower,
+    projector: Projector,
+    text: TextModel,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    preprocess: PreprocessParams,
+    vs: VisionScratch,
+    ps: ProjectorScratch,
+    ts: TextScratch,
+    kv: KvCache,
+    /// GPU-side outputs of token selection: the argmax id, or the top-k values and ids.
+    pick_id: Tensor,
+    pick_values: Tensor,
+    pick_ids: Tensor,
+    /// The conversation so far (for follow-ups reusing the KV cache).
+    history: Vec<Message>,
+}
+
+impl Engine {
+    /// Loads both files and uploads their weights (the memory maps are dropped afterwards).
+    pub fn load(text: &Path, mmproj: &Path, opts: &EngineOptions) -> Result<Engine, Error> {
+        let gpu = Arc::new(Gpu::new(&opts.gpu)?);
+        Self::load_on(gpu, text, mmproj, opts)
+    }
+
+    /// As `load`, on an existing device (the app shares its device with the UI).
+    pub fn load_on(gpu: Arc<Gpu>, text: &Path, mmproj: &Path, opts: &EngineOptions) -> Result<Engine, Error> {
+        let tg = Gguf::open(text)?;
+        let vg = Gguf::open(mmproj)?;
+        let vision = VisionTower::load(&gpu, &vg)?;
+        let projector = Projector::load(&gpu, &vg, &vision.cfg)?;
+        let model = TextModel::load(&gpu, &tg)?;
+        if vision.cfg.projection_dim != model.cfg.n_embd {
+            return Err(Error::Unsupported(format!(
+                "{} projects to {} but {} is {} wide: not a matching pair",
+                vg.name(),
+                vision.cfg.projection_dim,
+                tg.name(),
+                model.cfg.n_embd
+            )));
+        }
+        let tokenizer = Tokenizer::from_gguf(&tg)?;
+        let text_of = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or("").to_string();
+        let family = TemplateFamily::for_model(model.cfg.arch, vision.cfg.projector);
+        let template = ChatTemplate::from_gguf(&tg, family, &text_of(tokenizer.bos()), &text_of(tokenizer.eos()))?;
+        let context = opts.context.min(model.cfg.n_ctx).max(1);
+        let vs = vision.scratch(&gpu)?;
+        let ps = projector.scratch(&gpu, &vision.cfg)?;
+        let ts = model.scratch(&gpu, 256.min(context))?;
+        let kv = model.kv_cache(&gpu, context)?;
+        Ok(Engine {
+            pick_id: gpu.tensor(1, "pick.id")?,
+            pick_values: gpu.tensor(TOPK_MAX, "pick.values")?,
+            pick_ids: gpu.tensor(TOPK_MAX, "pick.ids")?,
+            preprocess: PreprocessParams::from_config(&vision.cfg),
+            vision,
+            projector,
+            text: model,
+            tokenizer,
+            template,
+            vs,
+            ps,
+            ts,
+            kv,
+            history: Vec::new(),
+            gpu,
+        })
+    }
+
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+    pub fn vision(&self) -> &VisionTower {
+        &self.vision
+    }
+    pub fn text(&self) -> &TextModel {
+        &self.text
+    }
+
+    /// Answers `question` about an encoded image (PNG or JPEG bytes), starting a new
+    /// conversation. `on_text` receives the answer as it is generated.
+    pub fn ask_bytes(
+        &mut self,
+        image: &[u8],
+        question: &str,
+        opts: &AskOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer, Error> {
+        let img = preprocess::decode(image)?;
+        self.ask(&img, question, opts, on_text)
+    }
+
+    /// Answers `question` about `image`, starting a new conversation.
+    pub fn ask(
+        &mut self,
+        image: &image::RgbImage,
+        question: &str,
+        opts: &AskOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer, Error> {
+        let mut report = AskReport::default();
+        let t = Instant::now();
+        let pre = preprocess::preprocess(image, &self.preprocess, opts.max_tiles)?;
+        AskReport::add(&mut report.wall_ms, "preprocess", ms(t));
+
+        // mtmd's CLI puts the image after the question text.
+        let messages = vec![Message::new("user", vec![Part::Text(question.to_string()), Part::Image])];
+        let rendered = self.template.render(&messages, opts.markup)?;
+        let layout = pre.layout(self.vision.cfg.projector, self.vision.cfg.tokens_per_tile());
+        let pieces = prompt::build(&self.tokenizer, &rendered, &[layout])?;
+        let n = prompt::n_positions(&pieces);
+        report.tiles = pre.n_images();
+        report.prompt_tokens = n;
+        report.image_tokens = pieces
+            .iter()
+            .map(|p| match p {
+                PromptPiece::Image { n_tokens, .. } => *n_tokens,
+                PromptPiece::Tokens(_) => 0,
+            })
+            .sum();
+        if n + 1 > self.kv.capacity {
+            return Err(Error::Unsupported(format!(
+                "the prompt takes {n} positions, more than the context of {} (fewer tiles: --max-tiles)",
+                self.kv.capacity
+            )));
+        }
+        self.kv.len = 0;
+        self.history = messages;
+        let first = self.prefill(&pre, &pieces, opts, &mut report)?;
+        let answer = self.generate(first, opts, &mut report, on_text)?;
+        self.history.push(Message::text("assistant", &answer.text));
+        Ok(answer)
+    }
+
+    /// The prompt: token embeddings, then each tile's vision + projector output spliced into
+    /// its rows, then the LLM over all of it. Returns the first generated token.
+    fn prefill(
+        &mut self,
+        pre: &Preprocessed,
+        pieces: &[PromptPiece],
+        opts: &AskOptions,
+        report: &mut AskReport,
+    ) -> Result<u32, Error> {
+        let n = prompt::n_positions(pieces);
+        if n > self.ts.max_tokens {
+            self.ts = self.text.scratch(&self.gpu, n)?;
+        }
+        // Image slots get token 0 (any valid id): their rows are overwritten by the projector.
+        let mut ids = Vec::with_capacity(n);
+        for p in pieces {
+            match p {
+                PromptPiece::Tokens(t) => ids.extend_from_slice(t),
+                PromptPiece::Image { n_tokens, .. } => ids.extend(std::iter::repeat_n(0, *n_tokens)),
+            }
+        }
+        self.gpu.write_u32(&self.ts.ids, 0, &ids);
+        // Every tile's pixels in one buffer; each is copied into the tower's input in turn, so
+        // one submit can hold all tiles.
+        let tile_len = 3 * pre.size * pre.size;
+        let mut pixels = Vec::with_capacity(tile_len * pre.n_images());
+        for tile in &pre.tiles {
+            pixels.extend_from_slice(tile);
+        }
+        pixels.extend_from_slice(&pre.overview);
+        let all_tiles = self.gpu.upload_f32(&pixels, "tiles")?;
+
+        let t = Instant::now();
+        let mut rec = Recorder::new(&self.gpu);
+        rec.stage("embed");
+        self.text.embed(&mut rec, &self.ts, n)?;
+        let cols = pre.grid.1;
+        let mut row = 0;
+        for p in pieces {
+            match p {
+                PromptPiece::Tokens(t) => row += t.len(),
+                PromptPiece::Image { tile, n_tokens, .. } => {
+                    let index = match tile {
+                        TileId::Grid { row, col } => row * cols + col,
+                        TileId::Overview => pre.tiles.len(),
+                    };
+                    rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
+                    rec.stage("vision");
+                    self.vision.forward(&mut rec, &self.vs)?;
+                    rec.stage("projector");
+                    self.projector.forward(&mut rec, &self.vision.cfg, &self.ps, &self.vs.x, &self.ts.x, row)?;
+                    row += n_tokens;
+                }
+            }
+        }
+        rec.stage("prefill");
+        self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
+        let token = self.pick(rec, opts, report, &mut Sampler::new(opts.sampling))?;
+        AskReport::add(&mut report.wall_ms, "vision+prefill", ms(t));
+        Ok(token)
+    }
+
+    /// Records token selection on the logits, submits, and picks the token.
+    fn pick(
+        &self,
+        mut rec: Recorder,
+        opts: &AskOptions,
+        report: &mut AskReport,
+        sampler: &mut Sampler,
+    ) -> Result<u32, Error> {
+        let n_vocab = self.text.cfg.n_vocab;
+        let token = if opts.sampling.is_greedy() {
+            kernels::argmax(&mut rec, &self.ts.logits, 0, n_vocab, &self.pick_id)?;
+            let h = rec.read(&self.pick_id, 0, 1);
+            let done = rec.finish()?;
+            record_gpu(report, &done.stage_ms);
+            done.u32(h)[0]
+        } else {
+            let k = opts.sampling.top_k.clamp(1, TOPK_MAX);
+            kernels::topk(&mut rec, &self.ts.logits, 0, n_vocab, k, &self.pick_values, &self.pick_ids)?;
+            let hv = rec.read(&self.pick_values, 0, k);
+            let hi = rec.read(&self.pick_ids, 0, k);
+            let done = rec.finish()?;
+            record_gpu(report, &done.stage_ms);
+            let candidates: Vec<(f32, u32)> =
+                done.f32(hv).into_iter().zip(done.u32(hi)).filter(|&(_, id)| (id as usize) < n_vocab).collect();
+            if candidates.is_empty() {
+                return Err(Error::Unsupported("no finite logits to sample from".into()));
+            }
+            sampler.pick(&candidates)
+        };
+        if token as usize >= n_vocab {
+            return Err(Error::Unsupported(format!("the model produced no valid token (got id {token})")));
+        }
+        Ok(token)
+    }
+
+    /// Decodes from `first` until an end-of-generation token, `max_tokens`, or a full cache.
+    fn generate(
+        &mut self,
+        first: u32,
+        opts: &AskOptions,
+        report: &mut AskReport,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer, Error> {
+        let mut sampler = Sampler::new(opts.sampling);
+        let mut stream = self.tokenizer.stream();
+        let mut tokens = Vec::new();
+        let mut text = String::new();
+        let mut token = first;
+        let t = Instant::now();
+        let stop = loop {
+            if self.tokenizer.is_eog(token) {
+                break Stop::EndOfGeneration;
+            }
+            tokens.push(token);
+            let piece = stream.push(token);
+            if !piece.is_empty() {
+                on_text(&piece);
+                text.push_str(&piece);
+            }
+            if tokens.len() >= opts.max_tokens {
+                break Stop::MaxTokens;
+            }
+            if self.kv.len + 1 > self.kv.capacity {
+                break Stop::ContextFull;
+            }
+            self.gpu.write_u32(&self.ts.ids, 0, &[token]);
+            let mut rec = Recorder::new(&self.gpu);
+            rec.stage("decode");
+            self.text.embed(&mut rec, &self.ts, 1)?;
+            self.text.forward(&mut rec, &self.ts, &mut self.kv, 1)?;
+            token = self.pick(rec, opts, report, &mut sampler)?;
+        };
+        let rest = stream.finish();
+        if !rest.is_empty() {
+            on_text(&rest);
+            text.push_str(&rest);
+        }
+        AskReport::add(&mut report.wall_ms, "decode", ms(t));
+        report.generated_tokens = tokens.len();
+        report.kv_tokens = self.kv.len;
+        let kv_dim = self.text.cfg.n_head_kv * self.text.cfg.head_dim;
+        report.kv_bytes_used = (2 * self.text.cfg.n_layer * kv_dim * 4 * self.kv.len) as u64;
+        report.kv_bytes_allocated = self.kv.bytes();
+        Ok(Answer { text, tokens, stop, report: report.clone() })
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Adds the stage times of one submit into the report.
+fn record_gpu(report: &mut AskReport, stage_ms: &[(String, f64)]) {
+    for (name, ms) in stage_ms {
+        AskReport::add(&mut report.gpu_ms, name, *ms);
+    }
+}

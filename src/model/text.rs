@@ -1,0 +1,195 @@
+//! The text decoder on the GPU: llama and qwen2 (RMSNorm; RoPE on adjacent pairs for llama —
+//! whose q/k the converter permuted — and on halves for qwen2; grouped-query causal attention
+//! over a KV cache; SwiGLU FFN; tied or separate output). One forward serves prefill (many
+//! tokens) and decode (one).
+
+use crate::gguf::Gguf;
+use crate::gpu::kernels::{self, AttentionArgs, MatmulOpts, RopeArgs};
+use crate::gpu::{Gpu, Recorder, Tensor, Weight};
+use crate::model::Error;
+use crate::model::config::{RopeMode, TextConfig};
+use crate::model::layout::TextDesc;
+use crate::model::weights::{Linear, Norm, matrix, vector};
+
+struct Layer {
+    attn_norm: Norm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    ffn_norm: Norm,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+pub struct TextModel {
+    pub cfg: TextConfig,
+    /// `[n_vocab, n_embd]` in its GGUF blocks; also the output projection when tied.
+    token_embd: Weight,
+    layers: Vec<Layer>,
+    output_norm: Norm,
+    output: Option<Weight>,
+}
+
+/// Keys and values per layer, `[capacity, n_head_kv * head_dim]` each, rope already applied.
+pub struct KvCache {
+    pub k: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+    pub capacity: usize,
+    /// Tokens held.
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn bytes(&self) -> u64 {
+        self.k.iter().chain(&self.v).map(Tensor::bytes).sum()
+    }
+}
+
+/// Activations for up to `max_tokens` tokens per forward, allocated once and reused.
+pub struct TextScratch {
+    pub max_tokens: usize,
+    /// The residual stream `[max_tokens, n_embd]`; callers fill rows before `forward`.
+    pub x: Tensor,
+    h: Tensor,
+    q: Tensor,
+    attn: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    /// Token ids for `embed` (`[max_tokens]`, u32).
+    pub ids: Tensor,
+    positions: Tensor,
+    /// The last row's logits `[n_vocab]`.
+    pub logits: Tensor,
+}
+
+impl TextModel {
+    pub fn load(gpu: &Gpu, g: &Gguf) -> Result<TextModel, Error> {
+        let cfg = TextConfig::from_gguf(g)?;
+        let d = TextDesc::resolve(g, &cfg)?;
+        let layers = d
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(Layer {
+                    attn_norm: Norm::load(gpu, g, &l.attn_norm)?,
+                    q: Linear::load(gpu, g, &l.q)?,
+                    k: Linear::load(gpu, g, &l.k)?,
+                    v: Linear::load(gpu, g, &l.v)?,
+                    out: Linear::load(gpu, g, &l.out)?,
+                    ffn_norm: Norm::load(gpu, g, &l.ffn_norm)?,
+                    gate: Linear::load(gpu, g, &l.gate)?,
+                    up: Linear::load(gpu, g, &l.up)?,
+                    down: Linear::load(gpu, g, &l.down)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(TextModel {
+            token_embd: matrix(gpu, g, &d.token_embd)?,
+            layers,
+            output_norm: Norm { w: vector(gpu, g, &d.output_norm.weight)?, b: None },
+            output: d.output.as_ref().map(|o| matrix(gpu, g, o)).transpose()?,
+            cfg,
+        })
+    }
+
+    pub fn kv_cache(&self, gpu: &Gpu, capacity: usize) -> Result<KvCache, Error> {
+        let kv_dim = self.cfg.n_head_kv * self.cfg.head_dim;
+        let alloc = |what: &str| {
+            (0..self.cfg.n_layer)
+                .map(|il| gpu.tensor(capacity * kv_dim, &format!("kv.{what}.{il}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(KvCache { k: alloc("k")?, v: alloc("v")?, capacity, len: 0 })
+    }
+
+    pub fn scratch(&self, gpu: &Gpu, max_tokens: usize) -> Result<TextScratch, Error> {
+        let c = &self.cfg;
+        let t = max_tokens.max(1);
+        Ok(TextScratch {
+            max_tokens: t,
+            x: gpu.tensor(t * c.n_embd, "llm.x")?,
+            h: gpu.tensor(t * c.n_embd, "llm.h")?,
+            q: gpu.tensor(t * c.n_head * c.head_dim, "llm.q")?,
+            attn: gpu.tensor(t * c.n_head * c.head_dim, "llm.attn")?,
+            gate: gpu.tensor(t * c.n_ff, "llm.gate")?,
+            up: gpu.tensor(t * c.n_ff, "llm.up")?,
+            ids: gpu.tensor(t, "llm.ids")?,
+            positions: gpu.tensor(t, "llm.positions")?,
+            logits: gpu.tensor(c.n_vocab, "llm.logits")?,
+        })
+    }
+
+    /// Embedding rows of the first `n` ids in `s.ids` into rows `0..n` of `s.x`.
+    pub fn embed(&self, rec: &mut Recorder, s: &TextScratch, n: usize) -> Result<(), Error> {
+        Ok(kernels::get_rows(rec, &self.token_embd, &s.ids, &s.x, n)?)
+    }
+
+    /// Runs rows `0..n` of `s.x` (positions `cache.len..cache.len + n`) through every layer,
+    /// appends their keys and values to the cache, and leaves the last row's logits in
+    /// `s.logits`.
+    pub fn forward(&self, rec: &mut Recorder, s: &TextScratch, cache: &mut KvCache, n: usize) -> Result<(), Error> {
+        let c = &self.cfg;
+        let pos0 = cache.len;
+        if n == 0 || n > s.max_tokens || pos0 + n > cache.capacity {
+            return Err(Error::Unsupported(format!(
+                "{n} tokens at position {pos0} do not fit (at most {} per step, context {})",
+                s.max_tokens, cache.capacity
+            )));
+        }
+        let positions: Vec<u32> = (pos0 as u32..(pos0 + n) as u32).collect();
+        rec.gpu().write_u32(&s.positions, 0, &positions);
+        let (d, kv_dim, q_dim) = (c.n_embd, c.n_head_kv * c.head_dim, c.n_head * c.head_dim);
+        for (il, l) in self.layers.iter().enumerate() {
+            kernels::rms_norm(rec, &s.x, &l.attn_norm.w, &s.h, n, d, c.eps)?;
+            kernels::matmul(rec, &s.h, &l.q.w, &s.q, n, l.q.opts())?;
+            // K and V go straight into the cache rows of these positions.
+            let at = pos0 * kv_dim;
+            kernels::matmul(rec, &s.h, &l.k.w, &cache.k[il], n, MatmulOpts { y_offset: at, ..l.k.opts() })?;
+            kernels::matmul(rec, &s.h, &l.v.w, &cache.v[il], n, MatmulOpts { y_offset: at, ..l.v.opts() })?;
+            let rope = |n_head, offset, row_stride| RopeArgs {
+                n_tokens: n,
+                n_head,
+                head_dim: c.head_dim,
+                rope_dim: c.rope_dim,
+                base: c.rope_base,
+                halves: c.rope_mode == RopeMode::Halves,
+                offset,
+                row_stride,
+            };
+            kernels::rope(rec, &s.q, &s.positions, rope(c.n_head, 0, q_dim))?;
+            kernels::rope(rec, &cache.k[il], &s.positions, rope(c.n_head_kv, pos0 * kv_dim, kv_dim))?;
+            let args = AttentionArgs {
+                n_q: n,
+                n_kv: pos0 + n,
+                n_head: c.n_head,
+                n_head_kv: c.n_head_kv,
+                head_dim: c.head_dim,
+                causal: true,
+                pos0,
+                q_offset: 0,
+                q_stride: q_dim,
+                k_offset: 0,
+                v_offset: 0,
+                kv_stride: kv_dim,
+                o_offset: 0,
+                o_stride: q_dim,
+            };
+            kernels::attention(rec, &s.q, &cache.k[il], &cache.v[il], &s.attn, args)?;
+            kernels::matmul(rec, &s.attn, &l.out.w, &s.x, n, l.out.residual())?;
+            kernels::rms_norm(rec, &s.x, &l.ffn_norm.w, &s.h, n, d, c.eps)?;
+            kernels::matmul(rec, &s.h, &l.gate.w, &s.gate, n, MatmulOpts::default())?;
+            kernels::matmul(rec, &s.h, &l.up.w, &s.up, n, MatmulOpts::default())?;
+            kernels::swiglu(rec, &s.gate, &s.up, n * c.n_ff)?;
+            kernels::matmul(rec, &s.gate, &l.down.w, &s.x, n, l.down.residual())?;
+        }
+        cache.len += n;
+        // Only the last row needs logits.
+        rec.copy(&s.x, (n - 1) * d, &s.attn, 0, d);
+        kernels::rms_norm(rec, &s.attn, &self.output_norm.w, &s.h, 1, d, c.eps)?;
+        let output = self.output.as_ref().unwrap_or(&self.token_embd);
+        kernels::matmul(rec, &s.h, output, &s.logits, 1, MatmulOpts::default())?;
+        Ok(())
+    }
+}
