@@ -234,6 +234,54 @@ impl Engine {
         Ok(answer)
     }
 
+    /// A follow-up question in the same conversation: only the new turn's tokens are run; the
+    /// image and the earlier turns stay in the KV cache. The new text is what the chat template
+    /// adds for this turn (llama.cpp's `common_chat_format_single` diff).
+    pub fn follow_up(
+        &mut self,
+        question: &str,
+        opts: &AskOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer, Error> {
+        if self.history.is_empty() {
+            return Err(Error::Unsupported("no conversation to follow up: ask about an image first".into()));
+        }
+        let past = self.template.render_with(&self.history, opts.markup, false)?;
+        let mut history = self.history.clone();
+        history.push(Message::text("user", question));
+        let full = self.template.render_with(&history, opts.markup, true)?;
+        let Some(new_part) = full.strip_prefix(past.as_str()) else {
+            return Err(Error::Unsupported("the chat template rewrites earlier turns; cannot follow up".into()));
+        };
+        // llama.cpp keeps a newline the past conversation ended with.
+        let new_text = if past.ends_with('\n') { format!("\n{new_part}") } else { new_part.to_string() };
+        let ids = self.tokenizer.encode(&new_text)?;
+        let mut report = AskReport { prompt_tokens: ids.len(), ..Default::default() };
+        if ids.is_empty() || self.kv.len + ids.len() + 1 > self.kv.capacity {
+            return Err(Error::Unsupported(format!(
+                "the follow-up needs {} more positions; {} of {} are used (a larger --context)",
+                ids.len(),
+                self.kv.len,
+                self.kv.capacity
+            )));
+        }
+        if ids.len() > self.ts.max_tokens {
+            self.ts = self.text.scratch(&self.gpu, ids.len())?;
+        }
+        self.gpu.write_u32(&self.ts.ids, 0, &ids);
+        let t = Instant::now();
+        let mut rec = Recorder::new(&self.gpu);
+        rec.stage("prefill");
+        self.text.embed(&mut rec, &self.ts, ids.len())?;
+        self.text.forward(&mut rec, &self.ts, &mut self.kv, ids.len())?;
+        let first = self.pick(rec, opts, &mut report, &mut Sampler::new(opts.sampling))?;
+        AskReport::add(&mut report.wall_ms, "prefill", ms(t));
+        self.history = history;
+        let answer = self.generate(first, opts, &mut report, on_text)?;
+        self.history.push(Message::text("assistant", &answer.text));
+        Ok(answer)
+    }
+
     /// The prompt: token embeddings, then each tile's vision + projector output spliced into
     /// its rows, then the LLM over all of it. Returns the first generated token.
     fn prefill(

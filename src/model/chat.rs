@@ -191,19 +191,30 @@ impl ChatTemplate {
     /// The prompt for `messages`, ending with the assistant's turn opened
     /// (`add_generation_prompt = true`); images appear as [`MEDIA_MARKER`].
     pub fn render(&self, messages: &[Message], markup: ImageMarkup) -> Result<String, Error> {
+        self.render_with(messages, markup, true)
+    }
+
+    /// As `render`; `add_generation_prompt = false` renders a finished conversation (for the
+    /// follow-up diff of llama.cpp's `common_chat_format_single`).
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        markup: ImageMarkup,
+        add_generation_prompt: bool,
+    ) -> Result<String, Error> {
         let (takes_string, takes_typed) = self.probe();
         if markup == ImageMarkup::Hf && takes_typed {
-            return self.render_structured(messages);
+            return self.render_structured(messages, add_generation_prompt);
         }
         let flat: Vec<(String, String)> = messages.iter().map(|m| (m.role.clone(), m.flat())).collect();
         // llama.cpp's `requires_typed_content`: only when strings are ignored and parts are not.
         if !takes_string && takes_typed {
             let typed: Vec<TypedMsg> =
                 flat.iter().map(|(role, c)| TypedMsg { role, content: vec![TypedPart::text(c.clone())] }).collect();
-            return self.run(&typed);
+            return self.run(&typed, add_generation_prompt);
         }
         let plain: Vec<PlainMsg> = flat.iter().map(|(role, c)| PlainMsg { role, content: c.clone() }).collect();
-        self.run(&plain)
+        self.run(&plain, add_generation_prompt)
     }
 
     /// Whether the template prints string content and typed text parts: a probe message whose
@@ -213,11 +224,11 @@ impl ChatTemplate {
         let plain = [PlainMsg { role: "user", content: NEEDLE.to_string() }];
         let typed = [TypedMsg { role: "user", content: vec![TypedPart::text(NEEDLE.to_string())] }];
         let shows = |r: Result<String, Error>| r.is_ok_and(|s| s.contains(NEEDLE));
-        (shows(self.run(&plain)), shows(self.run(&typed)))
+        (shows(self.run(&plain, true)), shows(self.run(&typed, true)))
     }
 
     /// Hugging Face form: the template writes its image text, which becomes the marker.
-    fn render_structured(&self, messages: &[Message]) -> Result<String, Error> {
+    fn render_structured(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, Error> {
         let typed: Vec<TypedMsg> = messages
             .iter()
             .map(|m| TypedMsg {
@@ -232,7 +243,7 @@ impl ChatTemplate {
                     .collect(),
             })
             .collect();
-        let out = self.run(&typed)?;
+        let out = self.run(&typed, add_generation_prompt)?;
         let n_images: usize = messages.iter().map(Message::n_images).sum();
         let found = out.matches(self.image_text.as_str()).count();
         if n_images == 0 {
@@ -247,11 +258,11 @@ impl ChatTemplate {
         Ok(out.replace(self.image_text.as_str(), MEDIA_MARKER))
     }
 
-    fn run<M: Serialize>(&self, messages: &[M]) -> Result<String, Error> {
+    fn run<M: Serialize>(&self, messages: &[M], add_generation_prompt: bool) -> Result<String, Error> {
         let tmpl = self.env.get_template(NAME).map_err(|e| Error::Unsupported(format!("chat template: {e}")))?;
         tmpl.render(context! {
             messages => Value::from(minijinja::value::Serde(messages)),
-            add_generation_prompt => true,
+            add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         })

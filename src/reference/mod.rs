@@ -4,6 +4,7 @@
 //! preprocessing with the model code, never computation.
 
 pub mod ops;
+pub mod pipeline;
 pub mod projector;
 pub mod text;
 pub mod vision;

@@ -7,6 +7,7 @@
 //! - `cli`: the `glimpse` binary end to end (exit codes, stdout/stderr discipline).
 
 mod cli;
+mod engine;
 mod forge;
 mod gguf;
 mod gpu;

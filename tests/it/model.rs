@@ -90,13 +90,7 @@ fn check_vision(gpu: &Gpu, pair: &Pair, ty: GgmlType, what: &str) {
 }
 
 fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
+    reference::ops::argmax(v) as u32
 }
 
 /// Prefill of a random prompt, then greedy decoding: logits and tokens, GPU vs reference.

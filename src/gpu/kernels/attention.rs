@@ -59,9 +59,10 @@ const TPQ: usize = 4;
 /// Invocations per workgroup of the decode entry; head_dim <= 4 * DECODE_WG.
 const DECODE_WG: usize = 64;
 /// At most this many queries use `attention_decode` (one workgroup per query and head). Above
-/// it the query tiles of `attention` win: each K/V block they load serves BQ queries. Measured
-/// on lavapipe (docs/perf.md, attention): decode is faster up to 8 queries at n_kv = 577.
-pub const ATTENTION_DECODE_MAX_Q: usize = 8;
+/// it the query tiles of `attention` win: each K/V block they load serves BQ = 16 queries.
+/// Measured on lavapipe (docs/perf.md, attention; n_kv = 640, 9/3 heads, d = 64): decode costs
+/// about 5 ms per query, a 16-query prefill tile about 23 ms however full, so the cut is at 4.
+pub const ATTENTION_DECODE_MAX_Q: usize = 4;
 /// Prefill tilings (WG, BK), best first; the first whose workgroup memory fits the device wins.
 const PREFILL_TILES: [(usize, usize); 4] = [(64, 32), (64, 16), (32, 16), (32, 8)];
 

@@ -201,8 +201,8 @@ fn attention_timing() {
         ("clip vit", 577, 577, 12, 12, 64, false),
         ("prefill 128 after 512", 128, 640, 9, 3, 64, true),
         ("decode n_kv=640", 1, 640, 9, 3, 64, true),
-        ("decode 4 n_kv=640", 4, 640, 9, 3, 64, true),
-        ("decode 8 n_kv=640", 8, 640, 9, 3, 64, true),
+        ("4 q n_kv=640", 4, 640, 9, 3, 64, true),
+        ("8 q n_kv=640", 8, 640, 9, 3, 64, true),
         ("16 q n_kv=640", 16, 640, 9, 3, 64, true),
     ];
     for (label, n_q, n_kv, n_head, n_head_kv, d, causal) in shapes {
@@ -224,8 +224,9 @@ fn attention_timing() {
         // QK^T and PV: 2 * 2 * n_q * n_kv * d per head (all keys, before causal masking).
         let flops = 4.0 * (n_q * n_kv * d * n_head) as f64;
         let bytes = 4.0 * (2 * n_q * n_head * d + 2 * n_kv * n_head_kv * d) as f64;
+        let entry = if n_q <= ATTENTION_DECODE_MAX_Q { "attention_decode" } else { "attention" };
         println!(
-            "attention {label}: {best:.2} ms, {:.2} GFLOP/s, {:.2} GB/s (Q, K, V, O once)",
+            "{entry} {label}: {best:.2} ms, {:.2} GFLOP/s, {:.2} GB/s (Q, K, V, O once)",
             flops / best / 1e6,
             bytes / best / 1e6
         );

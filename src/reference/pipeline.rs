@@ -1,0 +1,65 @@
+//! A whole question-about-an-image on the CPU, greedy: the oracle for the engine's end-to-end
+//! tests. It shares the chat template, prompt layout, tokenizer and preprocessing with the
+//! engine (pure code) and computes everything else with the reference forward passes.
+
+use crate::gguf::Gguf;
+use crate::model::Error;
+use crate::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
+use crate::model::preprocess::{self, PreprocessParams};
+use crate::model::prompt::{self, PromptPiece, TileId};
+use crate::model::tokenizer::Tokenizer;
+use crate::reference::ops;
+use crate::reference::projector::Projector;
+use crate::reference::text::{KvCache, Text};
+use crate::reference::vision::Vision;
+
+/// The greedy answer tokens (end-of-generation token excluded) for `question` about `image`.
+pub fn greedy_answer(
+    text: &Gguf,
+    mmproj: &Gguf,
+    image: &image::RgbImage,
+    question: &str,
+    max_tokens: usize,
+    max_tiles: Option<usize>,
+) -> Result<Vec<u32>, Error> {
+    let vision = Vision::load(mmproj)?;
+    let projector = Projector::load(mmproj, &vision.cfg)?;
+    let model = Text::load(text)?;
+    let tok = Tokenizer::from_gguf(text)?;
+    let name = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
+    let family = TemplateFamily::for_model(model.cfg.arch, vision.cfg.projector);
+    let template = ChatTemplate::from_gguf(text, family, &name(tok.bos()), &name(tok.eos()))?;
+
+    let pre = preprocess::preprocess(image, &PreprocessParams::from_config(&vision.cfg), max_tiles)?;
+    let messages = [Message::new("user", vec![Part::Text(question.to_string()), Part::Image])];
+    let rendered = template.render(&messages, ImageMarkup::Mtmd)?;
+    let layout = pre.layout(vision.cfg.projector, vision.cfg.tokens_per_tile());
+    let pieces = prompt::build(&tok, &rendered, &[layout])?;
+
+    // The input embeddings, piece by piece.
+    let mut x = Vec::new();
+    for p in &pieces {
+        match p {
+            PromptPiece::Tokens(ids) => ids.iter().for_each(|&id| x.extend_from_slice(model.embed(id))),
+            PromptPiece::Image { tile, .. } => {
+                let pixels = match tile {
+                    TileId::Grid { row, col } => &pre.tiles[row * pre.grid.1 + col],
+                    TileId::Overview => &pre.overview,
+                };
+                x.extend(projector.forward(&vision.cfg, &vision.forward(pixels)));
+            }
+        }
+    }
+    let mut cache = KvCache::default();
+    let mut logits = model.forward(&x, &mut cache, true);
+    let mut out = Vec::new();
+    while out.len() < max_tokens {
+        let next = ops::argmax(&logits) as u32;
+        if tok.is_eog(next) {
+            break;
+        }
+        out.push(next);
+        logits = model.forward(model.embed(next), &mut cache, true);
+    }
+    Ok(out)
+}
