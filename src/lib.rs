@@ -1,7 +1,9 @@
+pub mod bench;
 pub mod engine;
 pub mod forge;
 pub mod gguf;
 pub mod gpu;
 pub mod inspect;
 pub mod model;
+pub mod prune;
 pub mod reference;

@@ -28,6 +28,8 @@ enum Command {
     },
     /// Answer a question about an image
     Ask(AskArgs),
+    /// Measure vision encode, prefill, decode and the main kernels against the device's peak
+    Bench(BenchArgs),
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
     Forge {
         /// Model shapes: tiny, tiny-qwen2, tiny-llava, smolvlm-256m, smolvlm-500m, llava
@@ -92,6 +94,33 @@ struct AskArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Forge (once, cached) and measure this preset's shapes
+    #[arg(long, default_value = "smolvlm-256m")]
+    preset: String,
+    /// Weight type of the forged model
+    #[arg(long, default_value = "q8_0")]
+    qtype: glimpse::gguf::GgmlType,
+    /// Measure these files instead of a forged preset (with --mmproj)
+    #[arg(short = 'm', long, requires = "mmproj")]
+    model: Option<PathBuf>,
+    #[arg(long, requires = "model")]
+    mmproj: Option<PathBuf>,
+    /// Runs per figure (medians are reported)
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Where forged models are kept between runs
+    #[arg(long, default_value = "target/glimpse-forged")]
+    cache: PathBuf,
+    /// GPU adapter (name substring or backend)
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -113,6 +142,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Ask(args) => ask(&args),
+        Command::Bench(args) => bench(&args),
         Command::Forge { preset, qtype, seed, set, out } => forge(&preset, qtype, seed, &set, &out),
     }
 }
@@ -164,6 +194,32 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
             gpu.join(", ")
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let (text, mmproj) = match (&a.model, &a.mmproj) {
+        (Some(t), Some(m)) => (t.clone(), m.clone()),
+        _ => {
+            let dir = a.cache.join(format!("{}-{}", a.preset, a.qtype.name()));
+            let (t, m) = (dir.join("text.gguf"), dir.join("mmproj.gguf"));
+            if !(t.exists() && m.exists()) {
+                let mut spec = glimpse::forge::ForgeSpec::preset(&a.preset)?;
+                spec.set_qtype(a.qtype);
+                eprintln!("forging {} ({}) into {} ...", a.preset, a.qtype.name(), dir.display());
+                glimpse::forge::forge(&spec, &dir)?;
+            }
+            (t, m)
+        }
+    };
+    let gpu = glimpse::gpu::Gpu::new(&glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() })?;
+    let opts = glimpse::bench::BenchOptions { runs: a.runs, ..Default::default() };
+    let start = std::time::Instant::now();
+    let report = glimpse::bench::run(&gpu, &text, &mmproj, &opts, &mut |what| {
+        eprintln!("[{:>6.1} s] {what} ...", start.elapsed().as_secs_f64())
+    })?;
+    let out = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.table() };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

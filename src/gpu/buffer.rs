@@ -73,6 +73,7 @@ impl Gpu {
             usage: STORAGE,
             mapped_at_creation: false,
         });
+        self.count_allocation(size);
         Ok(Tensor { buffer, len })
     }
 
@@ -90,6 +91,7 @@ impl Gpu {
             contents,
             usage: STORAGE,
         });
+        self.count_allocation(buffer.size());
         Ok(Tensor { buffer, len })
     }
 
@@ -152,6 +154,7 @@ impl Gpu {
                 view.slice(..chunk.len()).copy_from_slice(chunk);
             }
             buffer.unmap();
+            self.count_allocation(size);
             parts.push(WeightPart { buffer, row_start, n_rows });
             row_start += n_rows;
             if n_out == 0 {

@@ -49,6 +49,8 @@ pub struct Gpu {
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Bytes of every buffer created through this device (weights, activations, caches).
+    allocated: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -142,6 +144,7 @@ impl Gpu {
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             errors,
+            allocated: Default::default(),
         })
     }
 
@@ -153,6 +156,15 @@ impl Gpu {
     /// The most bytes of one weight part (the binding limit, or a lower test cap).
     pub fn max_weight_part_bytes(&self) -> u64 {
         self.max_weight_part
+    }
+
+    /// Bytes of all buffers created so far (weights + KV caches + activation scratch).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_allocation(&self, bytes: u64) {
+        self.allocated.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn describe(&self) -> String {
