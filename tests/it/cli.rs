@@ -64,3 +64,37 @@ fn cli_bad_arguments_fail_without_panicking() {
         assert!(err.starts_with("error:") && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn cli_ask_streams_the_answer_and_reports_json() {
+    if crate::gpu::gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("cli_ask");
+    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (model, mmproj) = (dir.join("text.gguf"), dir.join("mmproj.gguf"));
+    let image = crate::util::repo_path("assets/shapes.png");
+    let args = |json: bool| {
+        let mut a = vec!["ask", "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap()];
+        a.extend(["--image", image.to_str().unwrap(), "-n", "8", "What is in the picture?"]);
+        if json {
+            a.push("--json");
+        }
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let out = glimpse(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ask --json prints one JSON document");
+    assert_eq!(json["tokens"].as_array().map(Vec::len), Some(8));
+    assert!(json["report"]["image_tokens"].as_u64().unwrap() > 0);
+    // Without --json, stdout is the answer text and a newline only.
+    let out = glimpse(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim_end_matches('\n'), json["text"].as_str().unwrap());
+
+    let out = glimpse(&["ask", "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap(), "--image", model.to_str().unwrap(), "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot decode image") && !err.contains("panicked"), "{err}");
+}
