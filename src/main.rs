@@ -156,8 +156,15 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
         context: a.context,
     };
     let start = std::time::Instant::now();
-    eprintln!("loading {} + {} ...", a.model.display(), a.mmproj.display());
-    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    let gpu = std::sync::Arc::new(glimpse::gpu::Gpu::new(&opts.gpu)?);
+    let weights: u64 = [&a.model, &a.mmproj]
+        .iter()
+        .map(|p| glimpse::gguf::Gguf::open(p).map(|g| g.tensors().iter().map(|t| t.n_bytes).sum::<u64>()))
+        .sum::<Result<u64, _>>()
+        .context("cannot read the model files")?;
+    let label = format!("loading {} + {}", a.model.display(), a.mmproj.display());
+    let mut engine = with_progress(&gpu, weights, &label, || Engine::load_on(gpu.clone(), &a.model, &a.mmproj, &opts))
+        .context("cannot load the model")?;
     eprintln!("loaded in {:.1} s on {}", start.elapsed().as_secs_f64(), engine.gpu().describe());
     let ask = AskOptions {
         max_tokens: a.max_tokens,
@@ -195,6 +202,32 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `f` while a progress bar on stderr follows the bytes uploaded to `gpu` (weights are
+/// most of them) against `total`. Plain lines when stderr is not a terminal.
+fn with_progress<T>(gpu: &glimpse::gpu::Gpu, total: u64, label: &str, f: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        eprintln!("{label} ...");
+        return f();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let base = gpu.allocated_bytes();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let frac = ((gpu.allocated_bytes() - base) as f64 / total.max(1) as f64).min(1.0);
+                let bar: String = (0..30).map(|i| if (i as f64) < frac * 30.0 { '#' } else { '.' }).collect();
+                eprint!("\r{label} [{bar}] {:>3.0}%", frac * 100.0);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!();
+        });
+        let out = f();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
 }
 
 fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {

@@ -14,5 +14,6 @@ mod gpu;
 mod kernels;
 mod model;
 mod quant;
+mod shaders;
 mod tokenize;
 mod util;
