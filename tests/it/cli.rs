@@ -93,8 +93,65 @@ fn cli_ask_streams_the_answer_and_reports_json() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim_end_matches('\n'), json["text"].as_str().unwrap());
 
-    let out = glimpse(&["ask", "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap(), "--image", model.to_str().unwrap(), "hi"]);
+    let out = glimpse(&[
+        "ask",
+        "-m",
+        model.to_str().unwrap(),
+        "--mmproj",
+        mmproj.to_str().unwrap(),
+        "--image",
+        model.to_str().unwrap(),
+        "hi",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("cannot decode image") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn cli_ask_prunes_reports_and_draws_the_overlay() {
+    if crate::gpu::gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("cli_ask_prune");
+    let out = glimpse(&["forge", "--preset", "tiny-llava", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (model, mmproj, overlay) = (dir.join("text.gguf"), dir.join("mmproj.gguf"), dir.join("kept.png"));
+    let image = crate::util::repo_path("assets/shapes.png");
+    let ask = |prune: &str| {
+        glimpse(&[
+            "ask",
+            "-m",
+            model.to_str().unwrap(),
+            "--mmproj",
+            mmproj.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "-n",
+            "4",
+            "--prune",
+            prune,
+            "--overlay",
+            overlay.to_str().unwrap(),
+            "--json",
+            "What is in the picture?",
+        ])
+    };
+    let out = ask("visionzip:16");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &json["report"]["pruning"];
+    assert_eq!(p["visual_tokens"], 16, "{p}");
+    assert_eq!(json["report"]["image_tokens"], 16);
+    assert!(p["flops_executed"].as_f64().unwrap() < p["flops_dense"].as_f64().unwrap());
+    let fates = p["stages"][0]["grids"][0]["fates"].as_array().unwrap();
+    assert_eq!(fates.iter().filter(|f| *f == "dominant").count() + 1, 13, "CLS + 12 dominant patches, 3 contextual");
+    let png = image::open(&overlay).expect("the overlay is a PNG");
+    assert!(png.width() >= 768);
+
+    for bad in ["visionzip:0", "nonsense:5", "visionzip:64,colour=red"] {
+        let out = ask(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(text(&out.stderr).contains("--prune"), "{bad}: {}", text(&out.stderr));
+    }
 }

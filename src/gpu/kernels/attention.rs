@@ -1,10 +1,11 @@
 //! `attention.wgsl`: fused multi-head attention with grouped-query heads and an online softmax;
-//! the `[n_q, n_kv]` score matrix never exists. Two entry points: `attention` tiles queries for
-//! prefill and the ViT, `attention_decode` splits keys across a workgroup for a few queries.
+//! the `[n_q, n_kv]` score matrix never exists. Three entry points: on GPUs `attention` tiles
+//! queries for prefill and the ViT and `attention_decode` splits keys across a workgroup for a few
+//! queries; on CPU adapters `attention_rows` does both (see [`AttentionVariant`]).
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{Error, PipelineKey, Recorder, Tensor};
+use crate::gpu::{Error, Gpu, PipelineKey, Recorder, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -66,6 +67,56 @@ pub const ATTENTION_DECODE_MAX_Q: usize = 4;
 /// Prefill tilings (WG, BK), best first; the first whose workgroup memory fits the device wins.
 const PREFILL_TILES: [(usize, usize); 4] = [(64, 32), (64, 16), (32, 16), (32, 8)];
 
+/// Which entry points run attention. Both give the same result; tests run every variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionVariant {
+    /// `attention` (query tiles, 4 invocations per query) for more than
+    /// [`ATTENTION_DECODE_MAX_Q`] queries, else `attention_decode`: for GPUs.
+    Tiled,
+    /// `attention_rows`: one (query, head) row per invocation, the K/V block read by every
+    /// invocation at the same address: for CPU adapters (lavapipe), where that is a broadcast
+    /// and per-invocation addresses are gathers (docs/perf.md, attention).
+    Rows,
+}
+
+impl AttentionVariant {
+    pub const ALL: [AttentionVariant; 2] = [AttentionVariant::Tiled, AttentionVariant::Rows];
+
+    /// `Rows` on CPU adapters, else `Tiled`.
+    pub fn for_gpu(gpu: &Gpu) -> Self {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu { AttentionVariant::Rows } else { AttentionVariant::Tiled }
+    }
+}
+
+/// Invocations per workgroup of the rows entry, keys per block (the shader's `RB`), and the
+/// fewest (workgroup, key split) pairs worth spreading over a CPU's cores.
+const ROWS_WG: usize = 32;
+const ROWS_KEY_BLOCK: usize = 16;
+const ROWS_MIN_ITEMS: usize = 16;
+/// Rows per invocation of the rows entry (the shader's 4).
+const ROWS_PER_INVOCATION: usize = 4;
+
+/// Workgroup bytes of the rows entry (its header's formula): K and V blocks, merge buffers.
+fn rows_shared_bytes(wg: usize, d: usize) -> usize {
+    2 * ROWS_KEY_BLOCK * 4 * d + 16 * wg + 64 * wg
+}
+
+/// KS of the rows entry: WG / KS invocations of 4 rows each per workgroup, each walking 1 / KS
+/// of the key blocks. `rows` rows (queries x heads of a group) per KV head, `n_kv` keys,
+/// `n_kv_heads` workgroup columns. Splits keys until the workgroup is full of invocations and there are
+/// ROWS_MIN_ITEMS (workgroup, split) pairs to balance over the cores, but never more splits than
+/// key blocks (measured, docs/perf.md: decode 6.9 -> 0.8 ms at n_kv 640 with 32 splits).
+fn rows_splits(rows: usize, n_kv: usize, n_kv_heads: usize) -> usize {
+    let quads = rows.div_ceil(ROWS_PER_INVOCATION);
+    let blocks = n_kv.div_ceil(ROWS_KEY_BLOCK).max(1);
+    let mut ks = (ROWS_WG / quads.next_power_of_two()).max(1);
+    let items = |ks: usize| quads.div_ceil(ROWS_WG / ks) * n_kv_heads * ks;
+    while ks < ROWS_WG && 2 * ks <= blocks && items(ks) < ROWS_MIN_ITEMS {
+        ks *= 2;
+    }
+    ks.min(blocks.next_power_of_two())
+}
+
 /// Workgroup bytes of the prefill entry (its header's formula).
 fn prefill_shared_bytes(wg: usize, bk: usize, d: usize) -> usize {
     let (bq, d4) = (wg / TPQ, d / 4);
@@ -81,6 +132,20 @@ pub fn attention(
     v: &Tensor,
     o: &Tensor,
     a: AttentionArgs,
+) -> Result<(), Error> {
+    let variant = AttentionVariant::for_gpu(rec.gpu());
+    attention_variant(rec, q, k, v, o, a, variant)
+}
+
+/// [`attention`] with the entry points of `variant` (tests and timing run each).
+pub fn attention_variant(
+    rec: &mut Recorder,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    o: &Tensor,
+    a: AttentionArgs,
+    variant: AttentionVariant,
 ) -> Result<(), Error> {
     let d = a.head_dim;
     let bad = |message: String| Error::Shader { shader: "attention".into(), message };
@@ -118,6 +183,22 @@ pub fn attention(
     };
     let buffers = [q.buffer(), k.buffer(), v.buffer(), o.buffer()];
     let c = |name: &'static str, value: usize| (name, (value as f64).to_bits());
+    let limit = rec.gpu().limits.max_compute_workgroup_storage_size as usize;
+    // Too little workgroup memory for the rows entry (not on lavapipe): the tiled entries.
+    if variant == AttentionVariant::Rows && rows_shared_bytes(ROWS_WG, d) <= limit {
+        // Rows (query, head of the group) per KV head; each workgroup takes WG / KS invocations'
+        // worth of them, ROWS_PER_INVOCATION each.
+        let rows = a.n_q * (a.n_head / a.n_head_kv);
+        let ks = rows_splits(rows, a.n_kv, a.n_head_kv);
+        let key = PipelineKey {
+            shader: "attention",
+            entry: "attention_rows",
+            constants: vec![c("HEAD_DIM", d), c("WG", ROWS_WG), c("KS", ks)],
+        };
+        let per_group = ROWS_WG / ks * ROWS_PER_INVOCATION;
+        let groups = [rows.div_ceil(per_group) as u32, a.n_head_kv as u32, 1];
+        return rec.dispatch(&key, &buffers, &params, groups);
+    }
     if a.n_q <= ATTENTION_DECODE_MAX_Q {
         let key = PipelineKey {
             shader: "attention",
@@ -126,7 +207,6 @@ pub fn attention(
         };
         return rec.dispatch(&key, &buffers, &params, [a.n_q as u32, a.n_head as u32, 1]);
     }
-    let limit = rec.gpu().limits.max_compute_workgroup_storage_size as usize;
     let (wg, bk) = PREFILL_TILES
         .into_iter()
         .find(|&(wg, bk)| prefill_shared_bytes(wg, bk, d) <= limit)

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{Error, PipelineKey, Recorder, Tensor, Weight};
+use crate::gpu::{Error, Gpu, PipelineKey, Recorder, Tensor, Weight};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -21,7 +21,40 @@ struct Params {
     _pad: [u32; 2],
 }
 
-const TILE: u32 = 64;
+/// The entry points of `matmul.wgsl`: the same contract, different tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulTiling {
+    /// `matmul`: 64 x 64 output tile, 4 x 4 per invocation, K step 32. For GPUs.
+    T64,
+    /// `matmul_128`: 128 x 128 output tile, 16 x 16 per invocation, K step 16, vec4 workgroup
+    /// memory. For CPU adapters (lavapipe), where workgroup-memory reads dominate (docs/perf.md).
+    T128,
+}
+
+impl MatmulTiling {
+    pub const ALL: [MatmulTiling; 2] = [MatmulTiling::T64, MatmulTiling::T128];
+
+    /// The tiling for this adapter: `T128` on a CPU (measured on lavapipe, docs/perf.md), `T64`
+    /// elsewhere (more workgroups to fill a GPU at prefill sizes).
+    pub fn for_gpu(gpu: &Gpu) -> MatmulTiling {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu { MatmulTiling::T128 } else { MatmulTiling::T64 }
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            MatmulTiling::T64 => "matmul",
+            MatmulTiling::T128 => "matmul_128",
+        }
+    }
+
+    /// Output rows (and columns) of one workgroup's tile.
+    fn tile(self) -> u32 {
+        match self {
+            MatmulTiling::T64 => 64,
+            MatmulTiling::T128 => 128,
+        }
+    }
+}
 
 /// Where X and Y live inside their buffers, and what to add. Strides default to the weight's
 /// widths (`x_stride = n_in`, `y_stride = n_out`) when zero.
@@ -52,7 +85,8 @@ pub fn matmul(rec: &mut Recorder, x: &Tensor, w: &Weight, y: &Tensor, m: usize, 
     matmul_tiled(rec, x, w, y, m, opts)
 }
 
-/// The tiled GEMM of `matmul.wgsl`, whatever m (the contract of [`matmul`]).
+/// The tiled GEMM of `matmul.wgsl`, whatever m (the contract of [`matmul`]), tiled for the
+/// adapter ([`MatmulTiling::for_gpu`]).
 pub fn matmul_tiled(
     rec: &mut Recorder,
     x: &Tensor,
@@ -61,8 +95,26 @@ pub fn matmul_tiled(
     m: usize,
     opts: MatmulOpts,
 ) -> Result<(), Error> {
-    let key =
-        PipelineKey { shader: "matmul", entry: "matmul", constants: vec![("W_TYPE", f64::from(w.ty.id()).to_bits())] };
+    let tiling = MatmulTiling::for_gpu(rec.gpu());
+    matmul_tiled_with(rec, x, w, y, m, opts, tiling)
+}
+
+/// [`matmul_tiled`] with a chosen tiling (tests run every one; benchmarks compare them).
+pub fn matmul_tiled_with(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Weight,
+    y: &Tensor,
+    m: usize,
+    opts: MatmulOpts,
+    tiling: MatmulTiling,
+) -> Result<(), Error> {
+    let key = PipelineKey {
+        shader: "matmul",
+        entry: tiling.entry(),
+        constants: vec![("W_TYPE", f64::from(w.ty.id()).to_bits())],
+    };
+    let tile = tiling.tile();
     let flags = opts.bias.is_some() as u32 | (opts.accumulate as u32) << 1;
     let x_stride = if opts.x_stride == 0 { w.n_in } else { opts.x_stride };
     let y_stride = if opts.y_stride == 0 { w.n_out } else { opts.y_stride };
@@ -81,7 +133,7 @@ pub fn matmul_tiled(
             _pad: [0; 2],
         };
         let bias = opts.bias.map_or(&part.buffer, |b| b.buffer());
-        let groups = [(part.n_rows as u32).div_ceil(TILE), (m as u32).div_ceil(TILE), 1];
+        let groups = [(part.n_rows as u32).div_ceil(tile), (m as u32).div_ceil(tile), 1];
         rec.dispatch(&key, &[x.buffer(), &part.buffer, bias, y.buffer()], &params, groups)?;
     }
     Ok(())

@@ -1,7 +1,8 @@
-//! `attention.wgsl` (both entries) against `reference::ops::attention`, in the layouts the models
-//! use: separate packed Q/K/V, one fused QKV buffer, and a KV cache with room to spare.
+//! `attention.wgsl` (every entry, through every [`AttentionVariant`]) against
+//! `reference::ops::attention`, in the layouts the models use: separate packed Q/K/V, one fused
+//! QKV buffer, and a KV cache with room to spare.
 
-use glimpse::gpu::kernels::attention::ATTENTION_DECODE_MAX_Q;
+use glimpse::gpu::kernels::attention::{ATTENTION_DECODE_MAX_Q, AttentionVariant, attention_variant};
 use glimpse::gpu::kernels::{AttentionArgs, attention};
 use glimpse::gpu::{Gpu, Recorder};
 use glimpse::reference::ops;
@@ -35,7 +36,14 @@ struct Case {
     layout: Layout,
 }
 
+/// Runs `c` under every variant.
 fn run_attention(gpu: &Gpu, c: Case, seed: u64) {
+    for variant in AttentionVariant::ALL {
+        run_attention_variant(gpu, c, seed, variant);
+    }
+}
+
+fn run_attention_variant(gpu: &Gpu, c: Case, seed: u64, variant: AttentionVariant) {
     let Case { n_q, n_kv, n_head, n_head_kv, d, causal, pos0, layout } = c;
     let mut rng = Rng(seed);
     // Scores of a few units, so the softmax is neither flat nor one-hot.
@@ -93,7 +101,7 @@ fn run_attention(gpu: &Gpu, c: Case, seed: u64) {
     let ot = gpu.upload_f32(&vec![POISON; o_len], "o").unwrap();
 
     let mut rec = Recorder::new(gpu);
-    attention(&mut rec, &q, &k, &v, &ot, a).unwrap();
+    attention_variant(&mut rec, &q, &k, &v, &ot, a, variant).unwrap();
     let h = rec.read(&ot, 0, o_len);
     let got_all = rec.finish().unwrap().f32(h);
 
@@ -103,11 +111,20 @@ fn run_attention(gpu: &Gpu, c: Case, seed: u64) {
         if in_row {
             got.push(g);
         } else {
-            assert_eq!(g, POISON, "attention {c:?} wrote element {i} outside its output rows");
+            assert_eq!(g, POISON, "attention {variant:?} {c:?} wrote element {i} outside its output rows");
         }
     }
-    let kernel = if n_q <= ATTENTION_DECODE_MAX_Q { "decode" } else { "prefill" };
+    let kernel = entry(variant, n_q);
     assert_close(&format!("attention ({kernel}) {c:?}"), &got, &want, ATTENTION_TOL);
+}
+
+/// The entry point `variant` runs for `n_q` queries.
+fn entry(variant: AttentionVariant, n_q: usize) -> &'static str {
+    match variant {
+        AttentionVariant::Rows => "attention_rows",
+        AttentionVariant::Tiled if n_q <= ATTENTION_DECODE_MAX_Q => "attention_decode",
+        AttentionVariant::Tiled => "attention",
+    }
 }
 
 #[test]
@@ -184,28 +201,39 @@ fn attention_bad_shape_or_alignment_is_error() {
     let t = gpu.tensor(1024, "t").unwrap();
     let o = gpu.tensor(1024, "o").unwrap();
     for (head_dim, n_head, n_head_kv, k_offset) in [(30, 1, 1, 0), (256, 1, 1, 0), (64, 3, 2, 0), (64, 1, 1, 6)] {
-        let mut rec = Recorder::new(gpu);
         let a = AttentionArgs { n_q: 1, n_kv: 1, n_head, n_head_kv, head_dim, k_offset, ..Default::default() };
+        let mut rec = Recorder::new(gpu);
         assert!(attention(&mut rec, &t, &t, &t, &o, a).is_err(), "{a:?}");
+        for variant in AttentionVariant::ALL {
+            let mut rec = Recorder::new(gpu);
+            assert!(attention_variant(&mut rec, &t, &t, &t, &o, a, variant).is_err(), "{variant:?} {a:?}");
+        }
     }
 }
 
-/// GPU time of the ViT and decode shapes; run by hand with `--ignored --nocapture`.
+/// GPU time of the ViT, prefill and decode shapes under every variant (median of
+/// GLIMPSE_TIMING_RUNS, default 5); run by hand with `--ignored --nocapture`.
 #[test]
 #[ignore]
 fn attention_timing() {
     let Some(gpu) = gpu() else { return };
+    let runs: usize = std::env::var("GLIMPSE_TIMING_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    println!("{} (default variant {:?})", gpu.describe(), AttentionVariant::for_gpu(gpu));
     // (label, n_q, n_kv, n_head, n_head_kv, d, causal)
     let shapes = [
         ("siglip-b vit", 1024, 1024, 12, 12, 64, false),
         ("clip vit", 577, 577, 12, 12, 64, false),
         ("prefill 128 after 512", 128, 640, 9, 3, 64, true),
+        ("prefill 96 after 256", 96, 352, 9, 3, 64, true),
+        ("decode n_kv=100", 1, 100, 9, 3, 64, true),
         ("decode n_kv=640", 1, 640, 9, 3, 64, true),
+        ("decode n_kv=1000", 1, 1000, 9, 3, 64, true),
         ("4 q n_kv=640", 4, 640, 9, 3, 64, true),
         ("8 q n_kv=640", 8, 640, 9, 3, 64, true),
         ("16 q n_kv=640", 16, 640, 9, 3, 64, true),
     ];
-    for (label, n_q, n_kv, n_head, n_head_kv, d, causal) in shapes {
+    let only = std::env::var("GLIMPSE_TIMING_SHAPES").ok().and_then(|s| s.parse().ok()).unwrap_or(shapes.len());
+    for (label, n_q, n_kv, n_head, n_head_kv, d, causal) in shapes.into_iter().take(only) {
         let mut rng = Rng(1);
         let q = gpu.upload_f32(&rng.vec(n_q * n_head * d, 1.0), "q").unwrap();
         let k = gpu.upload_f32(&rng.vec(n_kv * n_head_kv * d, 1.0), "k").unwrap();
@@ -213,22 +241,29 @@ fn attention_timing() {
         let o = gpu.tensor(n_q * n_head * d, "o").unwrap();
         let pos0 = n_kv - n_q;
         let a = AttentionArgs { n_q, n_kv, n_head, n_head_kv, head_dim: d, causal, pos0, ..Default::default() };
-        let mut best = f64::INFINITY;
-        for _ in 0..3 {
-            let mut rec = Recorder::new(gpu);
-            rec.stage("attention");
-            attention(&mut rec, &q, &k, &v, &o, a).unwrap();
-            let f = rec.finish().unwrap();
-            best = best.min(f.stage_ms[0].1);
-        }
         // QK^T and PV: 2 * 2 * n_q * n_kv * d per head (all keys, before causal masking).
         let flops = 4.0 * (n_q * n_kv * d * n_head) as f64;
         let bytes = 4.0 * (2 * n_q * n_head * d + 2 * n_kv * n_head_kv * d) as f64;
-        let entry = if n_q <= ATTENTION_DECODE_MAX_Q { "attention_decode" } else { "attention" };
-        println!(
-            "{entry} {label}: {best:.2} ms, {:.2} GFLOP/s, {:.2} GB/s (Q, K, V, O once)",
-            flops / best / 1e6,
-            bytes / best / 1e6
-        );
+        for variant in AttentionVariant::ALL {
+            let mut ms = Vec::with_capacity(runs);
+            for _ in 0..runs.max(1) + 1 {
+                let mut rec = Recorder::new(gpu);
+                rec.stage("attention");
+                attention_variant(&mut rec, &q, &k, &v, &o, a, variant).unwrap();
+                ms.push(rec.finish().unwrap().stage_ms[0].1);
+            }
+            // The first run builds the pipeline and warms caches.
+            ms.remove(0);
+            ms.sort_by(f64::total_cmp);
+            let med = ms[ms.len() / 2];
+            println!(
+                "{label} [{}]: median {med:.2} ms (min {:.2}, max {:.2}), {:.2} GFLOP/s, {:.3} GB/s (Q, K, V, O once)",
+                entry(variant, n_q),
+                ms[0],
+                ms[ms.len() - 1],
+                flops / med / 1e6,
+                bytes / med / 1e6
+            );
+        }
     }
 }
