@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use crate::gguf::Gguf;
 use crate::gpu::kernels::{self, TOPK_MAX};
-use crate::gpu::{Gpu, GpuOptions, Recorder, Tensor};
+use crate::gpu::{Finished, Gpu, GpuOptions, Recorder, Tensor};
 use crate::model::Error;
 use crate::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
+use crate::model::config::ProjectorKind;
 use crate::model::preprocess::{self, PreprocessParams, Preprocessed};
 use crate::model::projector::{Projector, ProjectorScratch};
 use crate::model::prompt::{self, PromptPiece, TileId};
@@ -19,6 +20,10 @@ use crate::model::sampler::{Sampler, Sampling};
 use crate::model::text::{KvCache, TextModel, TextScratch};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::vision::{VisionScratch, VisionTower};
+use crate::prune::frame::{self, FrameFlops};
+use crate::prune::plan::PrunePlan;
+use crate::prune::report::{FrameReport, PatchGrid, StageReport};
+use crate::prune::tokens::{PruneScratch, TileChoice, TileRecord, TileTokens};
 
 /// How to set the engine up.
 #[derive(Clone, Debug)]
@@ -44,11 +49,19 @@ pub struct AskOptions {
     pub max_tiles: Option<usize>,
     /// How the image is placed in the chat template (mtmd's by default).
     pub markup: ImageMarkup,
+    /// Visual-token pruning for this frame (none by default: the reference model).
+    pub prune: PrunePlan,
 }
 
 impl Default for AskOptions {
     fn default() -> Self {
-        AskOptions { max_tokens: 256, sampling: Sampling::default(), max_tiles: None, markup: ImageMarkup::Mtmd }
+        AskOptions {
+            max_tokens: 256,
+            sampling: Sampling::default(),
+            max_tiles: None,
+            markup: ImageMarkup::Mtmd,
+            prune: PrunePlan::none(),
+        }
     }
 }
 
@@ -75,6 +88,8 @@ pub struct AskReport {
     pub kv_tokens: usize,
     pub kv_bytes_used: u64,
     pub kv_bytes_allocated: u64,
+    /// What pruning did to the frame and the FLOPs it ran (a new image's question only).
+    pub pruning: Option<FrameReport>,
 }
 
 impl AskReport {
@@ -107,6 +122,7 @@ pub struct Engine {
     ps: ProjectorScratch,
     ts: TextScratch,
     kv: KvCache,
+    prune: PruneScratch,
     /// GPU-side outputs of token selection: the argmax id, or the top-k values and ids.
     pick_id: Tensor,
     pick_values: Tensor,
@@ -147,7 +163,9 @@ impl Engine {
         let ps = projector.scratch(&gpu, &vision.cfg)?;
         let ts = model.scratch(&gpu, 256.min(context))?;
         let kv = model.kv_cache(&gpu, context)?;
+        let prune = prune_scratch(&gpu, &vision, 1)?;
         Ok(Engine {
+            prune,
             pick_id: gpu.tensor(1, "pick.id")?,
             pick_values: gpu.tensor(TOPK_MAX, "pick.values")?,
             pick_ids: gpu.tensor(TOPK_MAX, "pick.ids")?,
@@ -208,7 +226,16 @@ impl Engine {
         // mtmd's CLI puts the image after the question text.
         let messages = vec![Message::new("user", vec![Part::Text(question.to_string()), Part::Image])];
         let rendered = self.template.render(&messages, opts.markup)?;
-        let layout = pre.layout(self.vision.cfg.projector, self.vision.cfg.tokens_per_tile());
+        let cfg = &self.vision.cfg;
+        let side = cfg.patches_per_side() / cfg.scale_factor.max(1);
+        let choices =
+            frame::choose(&opts.prune, pre.n_images(), side).map_err(|e| Error::Unsupported(e.to_string()))?;
+        let mut layout = pre.layout(cfg.projector, cfg.tokens_per_tile());
+        if let Some(ch) = &choices {
+            let n_grid = layout.n_tokens_grid.len();
+            layout.n_tokens_grid = ch[..n_grid].iter().map(TileChoice::n_out).collect();
+            layout.n_tokens_overview = ch[n_grid].n_out();
+        }
         let pieces = prompt::build(&self.tokenizer, &rendered, &[layout])?;
         let n = prompt::n_positions(&pieces);
         report.tiles = pre.n_images();
@@ -228,10 +255,41 @@ impl Engine {
         }
         self.kv.len = 0;
         self.history = messages;
-        let first = self.prefill(&pre, &pieces, opts, &mut report)?;
-        let answer = self.generate(first, opts, &mut report, on_text)?;
+        let (first, stages) = self.prefill(&pre, &pieces, choices.as_deref(), opts, &mut report)?;
+        let mut answer = self.generate(first, opts, &mut report, on_text)?;
+        answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, choices.as_deref(), stages, &answer.report));
         self.history.push(Message::text("assistant", &answer.text));
         Ok(answer)
+    }
+
+    /// The frame's pruning report: what each stage kept and the FLOPs, dense next to executed.
+    fn frame_report(
+        &self,
+        plan: &PrunePlan,
+        pre: &Preprocessed,
+        choices: Option<&[TileChoice]>,
+        stages: Vec<StageReport>,
+        r: &AskReport,
+    ) -> FrameReport {
+        let (vc, tc) = (&self.vision.cfg, &self.text.cfg);
+        let tiles = pre.n_images();
+        let dense_tokens = tiles * vc.tokens_per_tile();
+        let removed = dense_tokens - r.image_tokens;
+        let mut f = FrameFlops::vision(vc, self.projector.hidden(), tiles, choices);
+        f.prefill(tc, r.prompt_tokens, removed);
+        f.decode(tc, r.prompt_tokens, removed, r.generated_tokens);
+        FrameReport {
+            method: plan.to_string(),
+            budget: choices.map(|_| plan.budget_tokens(dense_tokens)),
+            visual_tokens_dense: dense_tokens,
+            visual_tokens: r.image_tokens,
+            stages,
+            llm_tokens_per_layer: vec![r.image_tokens; tc.n_layer],
+            vision_heads_kept: None,
+            flops_dense: f.dense(),
+            flops_executed: f.executed(),
+            flops_by_stage: f.stages,
+        }
     }
 
     /// A follow-up question in the same conversation: only the new turn's tokens are run; the
@@ -274,7 +332,7 @@ impl Engine {
         rec.stage("prefill");
         self.text.embed(&mut rec, &self.ts, ids.len())?;
         self.text.forward(&mut rec, &self.ts, &mut self.kv, ids.len())?;
-        let first = self.pick(rec, opts, &mut report, &mut Sampler::new(opts.sampling))?;
+        let (first, _) = self.pick(rec, opts, &mut report, &mut Sampler::new(opts.sampling))?;
         AskReport::add(&mut report.wall_ms, "prefill", ms(t));
         self.history = history;
         let answer = self.generate(first, opts, &mut report, on_text)?;
@@ -282,15 +340,21 @@ impl Engine {
         Ok(answer)
     }
 
-    /// The prompt: token embeddings, then each tile's vision + projector output spliced into
-    /// its rows, then the LLM over all of it. Returns the first generated token.
+    /// The prompt: token embeddings, then each tile's vision + projector output (pruned as
+    /// `choices` says, tile by tile in `pre`'s order: grid tiles, then the overview) spliced
+    /// into its rows, then the LLM over all of it. Returns the first generated token and the
+    /// pruning stages' report.
     fn prefill(
         &mut self,
         pre: &Preprocessed,
         pieces: &[PromptPiece],
+        choices: Option<&[TileChoice]>,
         opts: &AskOptions,
         report: &mut AskReport,
-    ) -> Result<u32, Error> {
+    ) -> Result<(u32, Vec<StageReport>), Error> {
+        if choices.is_some_and(|c| c.len() > self.prune.max_tiles()) {
+            self.prune = prune_scratch(&self.gpu, &self.vision, pre.n_images())?;
+        }
         let n = prompt::n_positions(pieces);
         if n > self.ts.max_tokens {
             self.ts = self.text.scratch(&self.gpu, n)?;
@@ -320,6 +384,7 @@ impl Engine {
         self.text.embed(&mut rec, &self.ts, n)?;
         let cols = pre.grid.1;
         let mut row = 0;
+        let mut records: Vec<(usize, TileRecord)> = Vec::new();
         for p in pieces {
             match p {
                 PromptPiece::Tokens(t) => row += t.len(),
@@ -331,17 +396,76 @@ impl Engine {
                     rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
                     rec.stage("vision");
                     self.vision.forward(&mut rec, &self.vs)?;
-                    rec.stage("projector");
-                    self.projector.forward(&mut rec, &self.vision.cfg, &self.ps, &self.vs.x, &self.ts.x, row)?;
+                    match choices.map(|c| &c[index]) {
+                        None => {
+                            rec.stage("projector");
+                            self.projector.forward(
+                                &mut rec,
+                                &self.vision.cfg,
+                                &self.ps,
+                                &self.vs.x,
+                                &self.ts.x,
+                                row,
+                            )?;
+                        }
+                        Some(choice) => {
+                            rec.stage("prune");
+                            let r = self.prune_tile(&mut rec, choice, records.len(), row)?;
+                            records.push((index, r));
+                        }
+                    }
                     row += n_tokens;
                 }
             }
         }
         rec.stage("prefill");
         self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
-        let token = self.pick(rec, opts, report, &mut Sampler::new(opts.sampling))?;
+        let reads = (!records.is_empty()).then(|| self.prune.read_report(&mut rec, records.len()));
+        let (token, done) = self.pick(rec, opts, report, &mut Sampler::new(opts.sampling))?;
         AskReport::add(&mut report.wall_ms, "vision+prefill", ms(t));
-        Ok(token)
+        let stages = match (reads, choices) {
+            (Some(reads), Some(choices)) => {
+                let recs: Vec<TileRecord> = records.into_iter().map(|(_, r)| r).collect();
+                let mut grids: Vec<PatchGrid> = self.prune.decode_report(&done, &reads, &recs);
+                // Tile numbers as in the preprocessing (grid tiles, then the overview).
+                for (g, i) in grids.iter_mut().zip(0..) {
+                    g.tile = i;
+                }
+                let dense = pre.n_images() * self.vision.cfg.tokens_per_tile();
+                let kept = choices.iter().map(TileChoice::n_out).sum();
+                vec![StageReport { name: choice_stage(&choices[0]).into(), grids, tokens_in: dense, tokens_out: kept }]
+            }
+            _ => Vec::new(),
+        };
+        Ok((token, stages))
+    }
+
+    /// Selects tile `tile`'s tokens from the vision output and projects them into rows `row..`.
+    fn prune_tile(
+        &self,
+        rec: &mut Recorder,
+        choice: &TileChoice,
+        tile: usize,
+        row: usize,
+    ) -> Result<TileRecord, Error> {
+        let cfg = &self.vision.cfg;
+        let tokens = self.projector.tokens(rec, cfg, &self.ps, &self.vs.x)?;
+        let shuffle = (cfg.projector == ProjectorKind::Idefics3).then_some((cfg.patches_per_side(), cfg.scale_factor));
+        let t = TileTokens {
+            qkv: &self.vs.qkv,
+            n_pos: cfg.n_pos(),
+            n_embd: cfg.n_embd,
+            n_head: cfg.n_head,
+            has_cls: cfg.has_cls,
+            shuffle,
+            rows: tokens.tensor,
+            n_rows: tokens.rows,
+            width: tokens.width,
+        };
+        let record = self.prune.select(rec, &t, choice, tile)?;
+        rec.stage("projector");
+        self.projector.project(rec, cfg, &self.ps, &self.prune.out, 0, choice.n_out(), &self.ts.x, row)?;
+        Ok(record)
     }
 
     /// Records token selection on the logits, submits, and picks the token.
@@ -351,14 +475,14 @@ impl Engine {
         opts: &AskOptions,
         report: &mut AskReport,
         sampler: &mut Sampler,
-    ) -> Result<u32, Error> {
+    ) -> Result<(u32, Finished), Error> {
         let n_vocab = self.text.cfg.n_vocab;
-        let token = if opts.sampling.is_greedy() {
+        let (token, done) = if opts.sampling.is_greedy() {
             kernels::argmax(&mut rec, &self.ts.logits, 0, n_vocab, &self.pick_id)?;
             let h = rec.read(&self.pick_id, 0, 1);
             let done = rec.finish()?;
             record_gpu(report, &done.stage_ms);
-            done.u32(h)[0]
+            (done.u32(h)[0], done)
         } else {
             let k = opts.sampling.top_k.clamp(1, TOPK_MAX);
             kernels::topk(&mut rec, &self.ts.logits, 0, n_vocab, k, &self.pick_values, &self.pick_ids)?;
@@ -371,12 +495,12 @@ impl Engine {
             if candidates.is_empty() {
                 return Err(Error::Unsupported("no finite logits to sample from".into()));
             }
-            sampler.pick(&candidates)
+            (sampler.pick(&candidates), done)
         };
         if token as usize >= n_vocab {
             return Err(Error::Unsupported(format!("the model produced no valid token (got id {token})")));
         }
-        Ok(token)
+        Ok((token, done))
     }
 
     /// Decodes from `first` until an end-of-generation token, `max_tokens`, or a full cache.
@@ -414,7 +538,7 @@ impl Engine {
             rec.stage("decode");
             self.text.embed(&mut rec, &self.ts, 1)?;
             self.text.forward(&mut rec, &self.ts, &mut self.kv, 1)?;
-            token = self.pick(rec, opts, report, &mut sampler)?;
+            token = self.pick(rec, opts, report, &mut sampler)?.0;
         };
         let rest = stream.finish();
         if !rest.is_empty() {
@@ -428,6 +552,22 @@ impl Engine {
         report.kv_bytes_used = (2 * self.text.cfg.n_layer * kv_dim * 4 * self.kv.len) as u64;
         report.kv_bytes_allocated = self.kv.bytes();
         Ok(Answer { text, tokens, stop, report: report.clone() })
+    }
+}
+
+/// The pruning buffers for `vision`'s tiles, `tiles` per frame.
+fn prune_scratch(gpu: &Gpu, vision: &VisionTower, tiles: usize) -> Result<PruneScratch, Error> {
+    let c = &vision.cfg;
+    let s = c.scale_factor.max(1);
+    let (rows, width) = (c.n_pos().max(c.tokens_per_tile()), c.n_embd * s * s);
+    Ok(PruneScratch::new(gpu, c.n_pos(), c.n_head, c.n_embd / c.n_head, rows, width, tiles)?)
+}
+
+/// The report name of the stage a tile choice runs.
+fn choice_stage(c: &TileChoice) -> &'static str {
+    match c {
+        TileChoice::VisionZip { .. } => "visionzip",
+        TileChoice::Keep(_) => "select",
     }
 }
 

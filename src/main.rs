@@ -85,6 +85,13 @@ struct AskArgs {
     /// KV-cache size in tokens
     #[arg(long, default_value_t = 4096)]
     context: usize,
+    /// Visual-token pruning: none, visionzip:64, visionzip:10%, visionzip:64,dominant=54,contextual=10,
+    /// random:25%,seed=7, grid:64 (budgets are visual tokens entering the LLM)
+    #[arg(long, default_value = "none", value_name = "METHOD[:BUDGET][,KEY=VALUE]")]
+    prune: glimpse::prune::plan::PrunePlan,
+    /// Write the kept-patch overlay to this PNG (of the overview when the image is tiled)
+    #[arg(long, value_name = "FILE.png")]
+    overlay: Option<PathBuf>,
     /// GPU adapter: a name substring or a backend (vulkan, metal, dx12); default GLIMPSE_ADAPTER or
     /// the high-performance one
     #[arg(long)]
@@ -170,6 +177,7 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
         max_tokens: a.max_tokens,
         sampling: Sampling { temperature: a.temp, top_k: a.top_k, top_p: a.top_p, seed: a.seed },
         max_tiles: a.max_tiles,
+        prune: a.prune.clone(),
         ..Default::default()
     };
     let mut out = std::io::stdout().lock();
@@ -200,8 +208,44 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
             answer.stop,
             gpu.join(", ")
         );
+        if let Some(p) = &r.pruning {
+            eprintln!(
+                "pruning {}: {} of {} visual tokens; {:.2} of {:.2} GFLOP dense ({:.2}x fewer)",
+                p.method,
+                p.visual_tokens,
+                p.visual_tokens_dense,
+                p.flops_executed / 1e9,
+                p.flops_dense / 1e9,
+                p.speedup()
+            );
+        }
+    }
+    if let (Some(path), Some(p)) = (&a.overlay, &answer.report.pruning) {
+        write_overlay(path, &image, p)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Draws the last pruning stage's kept-patch grid over the image: of the single tile, or of the
+/// overview when the image was tiled (it covers the whole image).
+fn write_overlay(path: &std::path::Path, image: &[u8], p: &glimpse::prune::report::FrameReport) -> anyhow::Result<()> {
+    let Some(grid) = p.stages.last().and_then(|s| s.grids.last()) else {
+        eprintln!("no pruning ran: no overlay written");
+        return Ok(());
+    };
+    let img = glimpse::prune::overlay::upscale(&glimpse::model::preprocess::decode(image)?, 768);
+    let title = format!(
+        "{}: {} of {} tokens, {:.1}x fewer FLOPs",
+        p.method,
+        p.visual_tokens,
+        p.visual_tokens_dense,
+        p.speedup()
+    );
+    glimpse::prune::overlay::draw_with_legend(&img, grid, &title)
+        .save(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("overlay: {}", path.display());
+    Ok(())
 }
 
 /// Runs `f` while a progress bar on stderr follows the bytes uploaded to `gpu` (weights are

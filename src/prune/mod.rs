@@ -1,4 +1,10 @@
-//! Visual-token pruning (to come: VisionZip, MustDrop, adaptive trimming, baselines) and the
-//! FLOPs accounting every frame report uses. Pure: no model files, no GPU imports here yet.
+//! Visual-token pruning: the plan a request carries, the selections (VisionZip, baselines), what
+//! a frame's pruning did (the report and its overlay), and the FLOPs accounting.
 
 pub mod flops;
+pub mod frame;
+pub mod overlay;
+pub mod plan;
+pub mod report;
+pub mod select;
+pub mod tokens;

@@ -6,6 +6,7 @@
 pub mod ops;
 pub mod pipeline;
 pub mod projector;
+pub mod prune;
 pub mod text;
 pub mod vision;
 pub mod weights;

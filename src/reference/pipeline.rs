@@ -22,6 +22,21 @@ pub fn greedy_answer(
     max_tokens: usize,
     max_tiles: Option<usize>,
 ) -> Result<Vec<u32>, Error> {
+    greedy_answer_kept(text, mmproj, image, question, max_tokens, max_tiles, None)
+}
+
+/// As [`greedy_answer`], sending only the visual tokens `keep[i]` (ascending indices, CLS
+/// excluded) of tile `i` (grid tiles in raster order, then the overview) to the LLM: the
+/// oracle for token selections that keep rows unchanged (baselines).
+pub fn greedy_answer_kept(
+    text: &Gguf,
+    mmproj: &Gguf,
+    image: &image::RgbImage,
+    question: &str,
+    max_tokens: usize,
+    max_tiles: Option<usize>,
+    keep: Option<&[Vec<usize>]>,
+) -> Result<Vec<u32>, Error> {
     let vision = Vision::load(mmproj)?;
     let projector = Projector::load(mmproj, &vision.cfg)?;
     let model = Text::load(text)?;
@@ -33,7 +48,12 @@ pub fn greedy_answer(
     let pre = preprocess::preprocess(image, &PreprocessParams::from_config(&vision.cfg), max_tiles)?;
     let messages = [Message::new("user", vec![Part::Text(question.to_string()), Part::Image])];
     let rendered = template.render(&messages, ImageMarkup::Mtmd)?;
-    let layout = pre.layout(vision.cfg.projector, vision.cfg.tokens_per_tile());
+    let mut layout = pre.layout(vision.cfg.projector, vision.cfg.tokens_per_tile());
+    if let Some(keep) = keep {
+        let n_grid = layout.n_tokens_grid.len();
+        layout.n_tokens_grid = keep[..n_grid].iter().map(Vec::len).collect();
+        layout.n_tokens_overview = keep[n_grid].len();
+    }
     let pieces = prompt::build(&tok, &rendered, &[layout])?;
 
     // The input embeddings, piece by piece.
@@ -42,11 +62,19 @@ pub fn greedy_answer(
         match p {
             PromptPiece::Tokens(ids) => ids.iter().for_each(|&id| x.extend_from_slice(model.embed(id))),
             PromptPiece::Image { tile, .. } => {
-                let pixels = match tile {
-                    TileId::Grid { row, col } => &pre.tiles[row * pre.grid.1 + col],
-                    TileId::Overview => &pre.overview,
+                let index = match tile {
+                    TileId::Grid { row, col } => row * pre.grid.1 + col,
+                    TileId::Overview => pre.tiles.len(),
                 };
-                x.extend(projector.forward(&vision.cfg, &vision.forward(pixels)));
+                let pixels = pre.tiles.get(index).unwrap_or(&pre.overview);
+                let rows = projector.forward(&vision.cfg, &vision.forward(pixels));
+                match keep {
+                    None => x.extend(rows),
+                    Some(keep) => {
+                        let w = model.cfg.n_embd;
+                        keep[index].iter().for_each(|&i| x.extend_from_slice(&rows[i * w..(i + 1) * w]));
+                    }
+                }
             }
         }
     }

@@ -108,3 +108,107 @@ fn engine_follow_up_without_a_conversation_is_an_error() {
     let e = engine.follow_up("Hello?", &AskOptions::default(), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("ask about an image first"), "{e}");
 }
+
+/// A baseline selection keeps projector rows unchanged: the engine's gather, per-tile prompt
+/// layout and projector on the kept rows must give the reference's greedy answer on the same
+/// kept tokens.
+fn check_kept(preset: &str, spec: &str, max_tiles: Option<usize>) {
+    use glimpse::prune::frame;
+    use glimpse::prune::tokens::TileChoice;
+    if gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir(&format!("engine_kept_{preset}_{}", spec.replace([':', '%', ',', '='], "_")));
+    let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+    let img = picture(120, 70);
+    let question = "Where is the square?";
+    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    let opts = AskOptions { max_tokens: MAX_TOKENS, max_tiles, prune: spec.parse().unwrap(), ..Default::default() };
+    let answer = engine.ask(&img, question, &opts, &mut |_| {}).unwrap();
+    let p = answer.report.pruning.clone().unwrap();
+    let tiles = answer.report.tiles;
+    let c = &engine.vision().cfg;
+    let side = c.patches_per_side() / c.scale_factor;
+    let choices = frame::choose(&opts.prune, tiles, side).unwrap().unwrap();
+    let keep: Vec<Vec<usize>> = choices
+        .iter()
+        .map(|ch| match ch {
+            TileChoice::Keep(k) => k.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want = glimpse::reference::pipeline::greedy_answer_kept(
+        &Gguf::open(&f.text).unwrap(),
+        &Gguf::open(&f.mmproj).unwrap(),
+        &img,
+        question,
+        MAX_TOKENS,
+        max_tiles,
+        Some(&keep),
+    )
+    .unwrap();
+    assert_eq!(answer.tokens, want, "{preset} {spec}: greedy tokens differ from the reference on the kept tokens");
+    // The report: what was kept, per tile, and fewer FLOPs than dense.
+    let kept: usize = keep.iter().map(Vec::len).sum();
+    assert_eq!(p.visual_tokens, kept);
+    assert_eq!(answer.report.image_tokens, kept);
+    assert_eq!(p.visual_tokens_dense, tiles * c.tokens_per_tile());
+    let grids = &p.stages.last().unwrap().grids;
+    assert_eq!(grids.len(), tiles);
+    for (g, k) in grids.iter().zip(&keep) {
+        let cells: Vec<usize> =
+            (0..g.cells()).filter(|&i| g.fate(i) == glimpse::prune::report::PatchFate::Kept).collect();
+        assert_eq!(&cells, k, "{preset} {spec}: kept cells of tile {}", g.tile);
+    }
+    assert!(p.flops_executed < p.flops_dense, "{p:?}");
+}
+
+#[test]
+fn engine_baselines_match_reference_on_kept_tokens() {
+    check_kept("tiny", "grid:30%", None);
+    check_kept("tiny-llava", "random:20%,seed=3", None);
+}
+
+/// VisionZip end to end: the budget is met exactly, every patch is accounted for (dominant,
+/// contextual or merged into a contextual target), and a 100% budget is the dense model.
+#[test]
+fn engine_visionzip_meets_the_budget_and_full_budget_is_dense() {
+    use glimpse::prune::report::PatchFate;
+    if gpu().is_none() {
+        return;
+    }
+    for (preset, spec, tiles) in [("tiny-llava", "visionzip:16", None), ("tiny", "visionzip:25%", None)] {
+        let dir = temp_dir(&format!("engine_visionzip_{preset}"));
+        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+        let img = picture(120, 70);
+        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let base = AskOptions { max_tokens: 8, max_tiles: tiles, ..Default::default() };
+        let dense = engine.ask(&img, "What is it?", &base, &mut |_| {}).unwrap();
+        let full = AskOptions { prune: "visionzip:100%".parse().unwrap(), ..base.clone() };
+        let same = engine.ask(&img, "What is it?", &full, &mut |_| {}).unwrap();
+        assert_eq!(same.tokens, dense.tokens, "{preset}: visionzip:100% differs from dense");
+        let opts = AskOptions { prune: spec.parse().unwrap(), ..base.clone() };
+        let pruned = engine.ask(&img, "What is it?", &opts, &mut |_| {}).unwrap();
+        let p = pruned.report.pruning.unwrap();
+        let budget = p.budget.unwrap();
+        assert_eq!(p.visual_tokens, budget, "{preset} {spec}");
+        assert_eq!(pruned.report.prompt_tokens, dense.report.prompt_tokens - (p.visual_tokens_dense - budget));
+        let stage = p.stages.last().unwrap();
+        let has_cls = engine.vision().cfg.has_cls;
+        let mut sent = 0;
+        for g in &stage.grids {
+            let (dom, ctx, merged) =
+                (g.count(PatchFate::Dominant), g.count(PatchFate::Contextual), g.count(PatchFate::Merged));
+            assert_eq!(dom + ctx + merged, g.cells(), "{preset}: every patch is dominant, contextual or merged");
+            for i in (0..g.cells()).filter(|&i| g.fate(i) == PatchFate::Merged) {
+                let t = g.target(i).expect("a merged patch names its target");
+                assert_eq!(g.fate(t), PatchFate::Contextual);
+            }
+            sent += dom + ctx;
+        }
+        // CLIP's CLS counts as a dominant token but is not a patch.
+        assert_eq!(sent + has_cls as usize, budget, "{preset}: tokens sent");
+        assert!(p.flops_executed < p.flops_dense);
+        assert!(pruned.tokens.len() <= 8);
+    }
+}

@@ -6,6 +6,9 @@ use super::{Caps, Error};
 /// The WGSL source of a shader, with the shared block decoders prepended to those that read
 /// GGUF weights.
 pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
+    if !SHADERS.contains(&shader) {
+        return Err(Error::Shader { shader: shader.to_string(), message: "no such shader".into() });
+    }
     const DEQUANT: &str = include_str!("../../../shaders/dequant.wgsl");
     let (body, reads_blocks) = match shader {
         "matmul" => (include_str!("../../../shaders/matmul.wgsl"), true),
@@ -20,10 +23,38 @@ pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
         "topk" => (include_str!("../../../shaders/topk.wgsl"), false),
         "matvec" => (include_str!("../../../shaders/matvec.wgsl"), true),
         "attention" => (include_str!("../../../shaders/attention.wgsl"), false),
+        "gemm_f32_peak" => (include_str!("../../../shaders/gemm_f32_peak.wgsl"), false),
+        "attention_received" => (include_str!("../../../shaders/attention_received.wgsl"), false),
+        "token_pool" => (include_str!("../../../shaders/token_pool.wgsl"), false),
+        "token_select" => (include_str!("../../../shaders/token_select.wgsl"), false),
+        "token_assign" => (include_str!("../../../shaders/token_assign.wgsl"), false),
+        "token_gather" => (include_str!("../../../shaders/token_gather.wgsl"), false),
         other => return Err(Error::Shader { shader: other.to_string(), message: "no such shader".into() }),
     };
     Ok(if reads_blocks { format!("{DEQUANT}\n{body}") } else { body.to_string() })
 }
+
+/// Every shader `source` knows.
+pub const SHADERS: &[&str] = &[
+    "matmul",
+    "norm",
+    "rope",
+    "unary",
+    "binary",
+    "im2col",
+    "pixel_shuffle",
+    "get_rows",
+    "argmax",
+    "topk",
+    "matvec",
+    "attention",
+    "gemm_f32_peak",
+    "attention_received",
+    "token_pool",
+    "token_select",
+    "token_assign",
+    "token_gather",
+];
 
 /// Workgroup counts for `n_groups` groups of a 1-D kernel. Past 65535 (WebGPU's guaranteed
 /// per-dimension limit) they fold into a 2-D grid; shaders take the linear group id as
@@ -61,3 +92,14 @@ pub mod matvec;
 pub use matvec::{MATVEC_MAX_M, matvec};
 pub mod attention;
 pub use attention::{AttentionArgs, attention};
+pub mod attention_received;
+pub mod peak;
+pub use attention_received::{ReceivedArgs, attention_received, received_stats_len};
+pub mod token_pool;
+pub use token_pool::group_mean;
+pub mod token_select;
+pub use token_select::select_top_k;
+pub mod token_assign;
+pub use token_assign::assign_targets;
+pub mod token_gather;
+pub use token_gather::{GatherArgs, gather_merge};

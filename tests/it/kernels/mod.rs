@@ -12,6 +12,7 @@ mod get_rows;
 mod im2col;
 mod norm;
 mod pixel_shuffle;
+mod prune;
 mod rope;
 mod topk;
 mod unary;

@@ -1,0 +1,160 @@
+//! One frame's pruning decisions and accounting, on plain numbers: how a plan's budget is
+//! spread over the frame's tiles and what each tile keeps, and the FLOPs the frame ran next to
+//! what it would have run unpruned.
+
+use crate::model::config::{TextConfig, VisionConfig};
+use crate::prune::flops;
+use crate::prune::plan::{Method, PlanError, PrunePlan, visionzip_split};
+use crate::prune::select;
+use crate::prune::tokens::TileChoice;
+
+/// What each of a frame's `tiles` tiles keeps under `plan`, or `None` when the frame runs
+/// dense: method `none`, or a budget that keeps every token (so budget 100% is the dense model,
+/// bit for bit). Each tile holds `side x side` visual tokens; the budget is spread evenly over
+/// the tiles (earlier tiles take the remainder; at least one token each), as VisionZip does
+/// per crop for LLaVA-NeXT.
+pub fn choose(plan: &PrunePlan, tiles: usize, side: usize) -> Result<Option<Vec<TileChoice>>, PlanError> {
+    let per_tile = side * side;
+    let total = tiles * per_tile;
+    let budget = plan.budget_tokens(total);
+    if matches!(plan.method, Method::None) || budget >= total || tiles == 0 {
+        return Ok(None);
+    }
+    let share = |i: usize| (budget / tiles + usize::from(i < budget % tiles)).max(1);
+    (0..tiles)
+        .map(|i| {
+            let b = share(i);
+            Ok(match &plan.method {
+                Method::VisionZip(p) => {
+                    // With several tiles, explicit counts apply to the whole frame: scale them.
+                    let params = if tiles == 1 {
+                        p.clone()
+                    } else {
+                        let scale = |v: Option<usize>| v.map(|v| (v * b).div_ceil(budget));
+                        crate::prune::plan::VisionZipParams { dominant: scale(p.dominant), contextual: None }
+                    };
+                    let (dominant, contextual) = visionzip_split(&params, b)?;
+                    TileChoice::VisionZip { dominant, contextual }
+                }
+                Method::Random(p) => TileChoice::Keep(select::random(per_tile, b, p.seed.wrapping_add(i as u64))),
+                Method::Grid => TileChoice::Keep(select::grid(side, side, b)),
+                other => {
+                    return Err(PlanError::Spec {
+                        part: plan.name().to_string(),
+                        reason: format!("{} is parsed but not implemented in the engine yet", method_name(other)),
+                    });
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn method_name(m: &Method) -> &'static str {
+    PrunePlan { method: m.clone(), budget: None }.name()
+}
+
+/// FLOPs of a frame per stage, dense and executed.
+#[derive(Clone, Debug, Default)]
+pub struct FrameFlops {
+    pub stages: Vec<(String, f64, f64)>,
+}
+
+impl FrameFlops {
+    /// The vision tower over `tiles` tiles (token pruning after the tower does not shrink it),
+    /// the selection's own work, and the projector for the tokens sent on.
+    pub fn vision(
+        c: &VisionConfig,
+        mlp_hidden: Option<usize>,
+        tiles: usize,
+        choices: Option<&[TileChoice]>,
+    ) -> FrameFlops {
+        let tower = tiles as f64 * flops::vision_dense(c);
+        let dense_tokens = c.tokens_per_tile();
+        let proj_dense = tiles as f64 * flops::projector(c, dense_tokens, mlp_hidden);
+        let mut f = FrameFlops::default();
+        f.stages.push(("vision".into(), tower, tower));
+        let (select, proj) = match choices {
+            None => (0.0, proj_dense),
+            Some(ch) => (
+                ch.iter().map(|t| selection(c, t)).sum(),
+                ch.iter().map(|t| flops::projector(c, t.n_out(), mlp_hidden)).sum(),
+            ),
+        };
+        f.stages.push(("prune".into(), 0.0, select));
+        f.stages.push(("projector".into(), proj_dense, proj));
+        f
+    }
+
+    /// The LLM prefill over the prompt, `removed` image tokens fewer than dense.
+    pub fn prefill(&mut self, c: &TextConfig, prompt: usize, removed: usize) {
+        let dense = flops::text_forward(c, prompt + removed, 0);
+        self.stages.push(("prefill".into(), dense, flops::text_forward(c, prompt, 0)));
+    }
+
+    /// `generated` decode steps after a prompt of `prompt` positions (`removed` fewer than dense).
+    pub fn decode(&mut self, c: &TextConfig, prompt: usize, removed: usize, generated: usize) {
+        let steps = |past: usize| (0..generated).map(|i| flops::text_forward(c, 1, past + i)).sum::<f64>();
+        self.stages.push(("decode".into(), steps(prompt + removed), steps(prompt)));
+    }
+
+    pub fn dense(&self) -> f64 {
+        self.stages.iter().map(|s| s.1).sum()
+    }
+
+    pub fn executed(&self) -> f64 {
+        self.stages.iter().map(|s| s.2).sum()
+    }
+}
+
+/// The GPU selection's own FLOPs for one tile: VisionZip's two attention passes (row
+/// normalisers, column sums) over the scoring rows and the cosine assignment; baselines pick on
+/// the CPU and only gather.
+pub fn selection(c: &VisionConfig, choice: &TileChoice) -> f64 {
+    match choice {
+        TileChoice::VisionZip { dominant, contextual } => {
+            let n = c.n_pos();
+            let rows = if c.has_cls { 1 } else { n };
+            let passes = 2.0 * flops::gemm(rows, c.n_embd, n);
+            let head_dim = c.n_embd / c.n_head.max(1);
+            let candidates = c.tokens_per_tile() + c.has_cls as usize;
+            passes + flops::gemm(candidates.saturating_sub(*dominant), head_dim, *contextual)
+        }
+        TileChoice::Keep(_) => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(s: &str) -> PrunePlan {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn full_budget_and_none_run_dense() {
+        assert_eq!(choose(&plan("none"), 1, 24).unwrap(), None);
+        assert_eq!(choose(&plan("visionzip:100%"), 1, 24).unwrap(), None);
+        assert_eq!(choose(&plan("random:576"), 1, 24).unwrap(), None);
+    }
+
+    #[test]
+    fn budget_is_spread_over_tiles() {
+        // 13 tiles of 8 x 8: 64 tokens -> 5 each for the first 12, 4 for the last.
+        let c = choose(&plan("grid:64"), 13, 8).unwrap().unwrap();
+        let n: Vec<usize> = c.iter().map(TileChoice::n_out).collect();
+        assert_eq!(n.iter().sum::<usize>(), 64);
+        assert_eq!(n[0], 5);
+        assert_eq!(n[12], 4);
+        // One tile, VisionZip 64 = 54 + 10.
+        let c = choose(&plan("visionzip:64"), 1, 24).unwrap().unwrap();
+        assert_eq!(c, vec![TileChoice::VisionZip { dominant: 54, contextual: 10 }]);
+    }
+
+    #[test]
+    fn unimplemented_methods_are_errors_not_silently_dense() {
+        let e = choose(&plan("mustdrop:64"), 1, 24).unwrap_err().to_string();
+        assert!(e.contains("not implemented"), "{e}");
+    }
+}
