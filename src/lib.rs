@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod compare;
 pub mod engine;
 pub mod forge;
 pub mod gguf;

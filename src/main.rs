@@ -28,6 +28,8 @@ enum Command {
     },
     /// Answer a question about an image
     Ask(AskArgs),
+    /// Run no pruning and each method at one budget on the same frame: a table and overlays
+    Compare(CompareArgs),
     /// Measure vision encode, prefill, decode and the main kernels against the device's peak
     Bench(BenchArgs),
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
@@ -102,6 +104,42 @@ struct AskArgs {
 }
 
 #[derive(clap::Args)]
+struct CompareArgs {
+    /// The question
+    question: String,
+    /// Text model GGUF
+    #[arg(short = 'm', long)]
+    model: PathBuf,
+    /// Vision projector GGUF
+    #[arg(long)]
+    mmproj: PathBuf,
+    /// The image (PNG or JPEG)
+    #[arg(long)]
+    image: PathBuf,
+    /// Budget for every method: visual tokens (64) or a share of the frame's (25%)
+    #[arg(long, default_value = "25%")]
+    budget: String,
+    /// Methods to run after `none` (comma-separated)
+    #[arg(long, value_delimiter = ',', default_values_t = glimpse::compare::METHODS.iter().map(|m| m.to_string()))]
+    methods: Vec<String>,
+    /// Most tokens per answer
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 32)]
+    max_tokens: usize,
+    /// Most image tiles (idefics3); default: what the mmproj says
+    #[arg(long = "max-tiles")]
+    max_tiles: Option<usize>,
+    /// Directory for one overlay PNG per method (created if missing)
+    #[arg(long, default_value = "compare")]
+    out: PathBuf,
+    /// GPU adapter (name substring or backend)
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Print the rows as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct BenchArgs {
     /// Forge (once, cached) and measure this preset's shapes
     #[arg(long, default_value = "smolvlm-256m")]
@@ -150,6 +188,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Ask(args) => ask(&args),
         Command::Bench(args) => bench(&args),
+        Command::Compare(args) => compare(&args),
         Command::Forge { preset, qtype, seed, set, out } => forge(&preset, qtype, seed, &set, &out),
     }
 }
@@ -272,6 +311,32 @@ fn with_progress<T>(gpu: &glimpse::gpu::Gpu, total: u64, label: &str, f: impl Fn
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         out
     })
+}
+
+fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
+    use glimpse::engine::{AskOptions, Engine, EngineOptions};
+    let bytes = std::fs::read(&a.image).with_context(|| format!("--image {}", a.image.display()))?;
+    let image = glimpse::model::preprocess::decode(&bytes).with_context(|| format!("--image {}", a.image.display()))?;
+    let opts = EngineOptions {
+        gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
+        ..Default::default()
+    };
+    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    eprintln!("comparing none and {} at {} on {} ...", a.methods.join(", "), a.budget, engine.gpu().describe());
+    let base = AskOptions { max_tokens: a.max_tokens, max_tiles: a.max_tiles, ..Default::default() };
+    let rows = glimpse::compare::run(&mut engine, &image, &a.question, &a.methods, &a.budget, &base)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    for row in &rows {
+        if let Some(img) = glimpse::compare::overlay_image(&image, row) {
+            let name = row.plan.split(':').next().unwrap_or("method");
+            let file = a.out.join(format!("{name}.png"));
+            img.save(&file).with_context(|| format!("cannot write {}", file.display()))?;
+            eprintln!("overlay: {}", file.display());
+        }
+    }
+    let out = if a.json { serde_json::to_string_pretty(&rows)? + "\n" } else { glimpse::compare::table(&rows) };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {

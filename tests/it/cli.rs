@@ -155,3 +155,52 @@ fn cli_ask_prunes_reports_and_draws_the_overlay() {
         assert!(text(&out.stderr).contains("--prune"), "{bad}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn cli_compare_prints_a_row_and_an_overlay_per_method() {
+    if crate::gpu::gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("cli_compare");
+    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (model, mmproj, pngs) = (dir.join("text.gguf"), dir.join("mmproj.gguf"), dir.join("overlays"));
+    let image = crate::util::repo_path("assets/shapes.png");
+    let run = |methods: &str| {
+        glimpse(&[
+            "compare",
+            "-m",
+            model.to_str().unwrap(),
+            "--mmproj",
+            mmproj.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "--max-tiles",
+            "1",
+            "-n",
+            "3",
+            "--budget",
+            "8",
+            "--methods",
+            methods,
+            "--out",
+            pngs.to_str().unwrap(),
+            "--json",
+            "What is here?",
+        ])
+    };
+    let out = run("visionzip,grid");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plans: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["plan"].as_str().unwrap()).collect();
+    assert_eq!(plans, ["none", "visionzip:8", "grid:8"]);
+    assert_eq!(rows[1]["visual_tokens"], 8);
+    assert!(rows[1]["speedup"].as_f64().unwrap() > 1.0);
+    for m in ["visionzip", "grid"] {
+        image::open(pngs.join(format!("{m}.png"))).expect("one overlay per method");
+    }
+    // A method the engine does not run yet is an error that says so, exit code 2.
+    let out = run("mustdrop");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not implemented"), "{}", text(&out.stderr));
+}
