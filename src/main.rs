@@ -53,8 +53,9 @@ enum Command {
     },
 }
 
+/// A question about an image, and the model pair to ask.
 #[derive(clap::Args)]
-struct AskArgs {
+struct FrameArgs {
     /// The question
     question: String,
     /// Text model GGUF (llama or qwen2)
@@ -66,6 +67,12 @@ struct AskArgs {
     /// The image (PNG or JPEG)
     #[arg(long)]
     image: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct AskArgs {
+    #[command(flatten)]
+    frame: FrameArgs,
     /// Most tokens to generate
     #[arg(short = 'n', long = "max-tokens", default_value_t = 256)]
     max_tokens: usize,
@@ -105,17 +112,8 @@ struct AskArgs {
 
 #[derive(clap::Args)]
 struct CompareArgs {
-    /// The question
-    question: String,
-    /// Text model GGUF
-    #[arg(short = 'm', long)]
-    model: PathBuf,
-    /// Vision projector GGUF
-    #[arg(long)]
-    mmproj: PathBuf,
-    /// The image (PNG or JPEG)
-    #[arg(long)]
-    image: PathBuf,
+    #[command(flatten)]
+    frame: FrameArgs,
     /// Budget for every method: visual tokens (64) or a share of the frame's (25%)
     #[arg(long, default_value = "25%")]
     budget: String,
@@ -196,21 +194,22 @@ fn run() -> anyhow::Result<ExitCode> {
 fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
     use glimpse::engine::{AskOptions, Engine, EngineOptions};
     use glimpse::model::sampler::Sampling;
-    let image = std::fs::read(&a.image).with_context(|| format!("--image {}", a.image.display()))?;
+    let image = std::fs::read(&a.frame.image).with_context(|| format!("--image {}", a.frame.image.display()))?;
     let opts = EngineOptions {
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
         context: a.context,
     };
     let start = std::time::Instant::now();
     let gpu = std::sync::Arc::new(glimpse::gpu::Gpu::new(&opts.gpu)?);
-    let weights: u64 = [&a.model, &a.mmproj]
+    let weights: u64 = [&a.frame.model, &a.frame.mmproj]
         .iter()
         .map(|p| glimpse::gguf::Gguf::open(p).map(|g| g.tensors().iter().map(|t| t.n_bytes).sum::<u64>()))
         .sum::<Result<u64, _>>()
         .context("cannot read the model files")?;
-    let label = format!("loading {} + {}", a.model.display(), a.mmproj.display());
-    let mut engine = with_progress(&gpu, weights, &label, || Engine::load_on(gpu.clone(), &a.model, &a.mmproj, &opts))
-        .context("cannot load the model")?;
+    let label = format!("loading {} + {}", a.frame.model.display(), a.frame.mmproj.display());
+    let mut engine =
+        with_progress(&gpu, weights, &label, || Engine::load_on(gpu.clone(), &a.frame.model, &a.frame.mmproj, &opts))
+            .context("cannot load the model")?;
     eprintln!("loaded in {:.1} s on {}", start.elapsed().as_secs_f64(), engine.gpu().describe());
     let ask = AskOptions {
         max_tokens: a.max_tokens,
@@ -227,8 +226,8 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let answer = engine
-        .ask_bytes(&image, &a.question, &ask, &mut stream)
-        .with_context(|| format!("cannot answer about {}", a.image.display()))?;
+        .ask_bytes(&image, &a.frame.question, &ask, &mut stream)
+        .with_context(|| format!("cannot answer about {}", a.frame.image.display()))?;
     if let Some(e) = write_err {
         return Err(e.into());
     }
@@ -315,16 +314,17 @@ fn with_progress<T>(gpu: &glimpse::gpu::Gpu, total: u64, label: &str, f: impl Fn
 
 fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
     use glimpse::engine::{AskOptions, Engine, EngineOptions};
-    let bytes = std::fs::read(&a.image).with_context(|| format!("--image {}", a.image.display()))?;
-    let image = glimpse::model::preprocess::decode(&bytes).with_context(|| format!("--image {}", a.image.display()))?;
+    let bytes = std::fs::read(&a.frame.image).with_context(|| format!("--image {}", a.frame.image.display()))?;
+    let image =
+        glimpse::model::preprocess::decode(&bytes).with_context(|| format!("--image {}", a.frame.image.display()))?;
     let opts = EngineOptions {
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
         ..Default::default()
     };
-    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    let mut engine = Engine::load(&a.frame.model, &a.frame.mmproj, &opts).context("cannot load the model")?;
     eprintln!("comparing none and {} at {} on {} ...", a.methods.join(", "), a.budget, engine.gpu().describe());
     let base = AskOptions { max_tokens: a.max_tokens, max_tiles: a.max_tiles, ..Default::default() };
-    let rows = glimpse::compare::run(&mut engine, &image, &a.question, &a.methods, &a.budget, &base)?;
+    let rows = glimpse::compare::run(&mut engine, &image, &a.frame.question, &a.methods, &a.budget, &base)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     for row in &rows {
         if let Some(img) = glimpse::compare::overlay_image(&image, row) {
