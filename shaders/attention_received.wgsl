@@ -9,11 +9,15 @@
 //   row_lse:  stats[lse_offset + h * n_q + i] = log sum_{j visible} exp(s[h, i, j])
 //   received: stats[j - k0] = sum_i (1 / n_head) sum_h exp(s[h, i, j] - lse[h, i]),
 //             for j in k0 .. k0 + n_cols (keys a query does not see contribute 0)
+//   received_max: the same sums, and stats[max_offset + j - k0] = max_i (1 / n_head) sum_h
+//             exp(s[h, i, j] - lse[h, i]) (MustDrop's strongest single text token)
 // @binding(0) q: array<vec4<f32>> read        Q[i, h, e] = q[q_offset + i * q_stride + h * d + e]
 // @binding(1) k: array<vec4<f32>> read        K[j, hk, e] = k[k_offset + j * k_stride + hk * d + e]
-// @binding(2) stats: array<f32> read_write    [n_cols] scores, then [n_head * n_q] at lse_offset
+// @binding(2) stats: array<f32> read_write    [n_cols] scores, [n_head * n_q] at lse_offset, and
+//                                             for received_max [n_cols] maxima at max_offset
 // @binding(3) p: Params uniform {n_q, n_kv, n_head, n_head_kv, head_dim, causal, pos0, q_offset,
-//                                q_stride, k_offset, k_stride, k0, n_cols, lse_offset, scale, _}
+//                                q_stride, k_offset, k_stride, k0, n_cols, lse_offset, scale,
+//                                max_offset}
 // Offsets and strides in f32 units, multiples of 4; HEAD_DIM (override) = p.head_dim, a multiple
 // of 4, <= 128.
 // entry `row_lse`: dispatch (ceil(n_q / WG), n_head, 1), @workgroup_size(WG): invocation = query
@@ -22,6 +26,9 @@
 // entry `received`: dispatch (ceil(n_cols / WG), 1, 1): invocation = key column. Per head its key
 //   row lives in registers; query rows and their lse are read at the same address by every
 //   invocation. Cost of each pass: n_q * n_cols (n_kv) * n_head * d multiply-adds.
+// entry `received_max`: as `received`, but query rows outer and heads inner (the head mean of
+//   each row is needed for the maximum), so key rows are re-read per query row: for the few
+//   text rows of MustDrop, not for all-rows scoring.
 // matches: reference::prune::attention_received (all rows), reference::prune::cls_attention (row 0)
 
 struct Params {
@@ -40,7 +47,7 @@ struct Params {
     n_cols: u32,
     lse_offset: u32,
     scale: f32,
-    _pad: u32,
+    max_offset: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
@@ -129,5 +136,37 @@ fn received(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     }
     if (c < p.n_cols) {
         stats[c] = total / f32(p.n_head);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn received_max(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let d4 = HEAD_DIM / 4u;
+    let c = wg.x * WG + t;
+    let j = p.k0 + min(c, p.n_cols - 1u);
+    var total = 0.0;
+    var most = 0.0;
+    for (var i = 0u; i < p.n_q; i++) {
+        var row = 0.0;
+        for (var h = 0u; h < p.n_head; h++) {
+            let hk = h / (p.n_head / p.n_head_kv);
+            let qi = q_at(i, h);
+            let kj = k_at(j, hk);
+            var s = 0.0;
+            for (var e = 0u; e < d4; e++) {
+                s += dot(q[qi + e], k[kj + e]);
+            }
+            s *= p.scale;
+            if (j < visible(i)) {
+                row += exp(s - stats[p.lse_offset + h * p.n_q + i]);
+            }
+        }
+        row /= f32(p.n_head);
+        total += row;
+        most = max(most, row);
+    }
+    if (c < p.n_cols) {
+        stats[c] = total;
+        stats[p.max_offset + c] = most;
     }
 }

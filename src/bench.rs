@@ -252,7 +252,7 @@ pub fn run(
     let ids: Vec<u32> = (0..n_prefill as u32).map(|i| i * 31 % tc.n_vocab as u32).collect();
     gpu.write_u32(&ts.ids, 0, &ids);
     let prefill = measure(gpu, runs, flops::text_forward(&tc, n_prefill, 0), Clock::Gpu, |rec| {
-        kv.len = 0;
+        kv.set_len(0);
         model.embed(rec, &ts, n_prefill)?;
         model.forward(rec, &ts, &mut kv, n_prefill)
     })?;
@@ -260,14 +260,14 @@ pub fn run(
     progress("decode");
     let mut times = Vec::new();
     let mut decode_flops = 0.0;
-    kv.len = n_prefill;
+    kv.set_len(n_prefill);
     for i in 0..opts.decode_tokens {
         gpu.write_u32(&ts.ids, 0, &[(i as u32 * 17) % tc.n_vocab as u32]);
         decode_flops = flops::text_forward(&tc, 1, kv.len);
         // Every call (warm-up and measured) decodes at the same position.
         let at = kv.len;
         let f = measure(gpu, 1, decode_flops, Clock::Gpu, |rec| {
-            kv.len = at;
+            kv.set_len(at);
             model.embed(rec, &ts, 1)?;
             model.forward(rec, &ts, &mut kv, 1)
         })?;

@@ -13,6 +13,7 @@ use crate::gpu::{Finished, Gpu, GpuOptions, Recorder, Tensor};
 use crate::model::Error;
 use crate::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
 use crate::model::config::ProjectorKind;
+use crate::model::llm_drop::LlmText;
 use crate::model::preprocess::{self, PreprocessParams, Preprocessed};
 use crate::model::projector::{Projector, ProjectorScratch};
 use crate::model::prompt::{self, PromptPiece, TileId};
@@ -21,7 +22,8 @@ use crate::model::text::{KvCache, TextModel, TextScratch};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::vision::{VisionScratch, VisionTower};
 use crate::prune::frame::{self, FrameFlops};
-use crate::prune::plan::PrunePlan;
+use crate::prune::llm::LlmPlan;
+use crate::prune::plan::{Method, PrunePlan};
 use crate::prune::report::{FrameReport, PatchGrid, StageReport};
 use crate::prune::tokens::{PruneScratch, TileChoice, TileRecord, TileTokens};
 
@@ -253,11 +255,11 @@ impl Engine {
                 self.kv.capacity
             )));
         }
-        self.kv.len = 0;
+        self.kv.set_len(0);
         self.history = messages;
-        let (first, stages) = self.prefill(&pre, &pieces, choices.as_deref(), opts, &mut report)?;
-        let mut answer = self.generate(first, opts, &mut report, on_text)?;
-        answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, choices.as_deref(), stages, &answer.report));
+        let out = self.prefill(&pre, &pieces, choices.as_deref(), opts, &mut report)?;
+        let mut answer = self.generate(out.token, opts, &mut report, on_text)?;
+        answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, choices.as_deref(), &out, &answer.report));
         self.history.push(Message::text("assistant", &answer.text));
         Ok(answer)
     }
@@ -268,23 +270,24 @@ impl Engine {
         plan: &PrunePlan,
         pre: &Preprocessed,
         choices: Option<&[TileChoice]>,
-        stages: Vec<StageReport>,
+        out: &Prefilled,
         r: &AskReport,
     ) -> FrameReport {
         let (vc, tc) = (&self.vision.cfg, &self.text.cfg);
         let tiles = pre.n_images();
         let dense_tokens = tiles * vc.tokens_per_tile();
-        let removed = dense_tokens - r.image_tokens;
+        let dense_prompt = r.prompt_tokens + dense_tokens - r.image_tokens;
         let mut f = FrameFlops::vision(vc, self.projector.hidden(), tiles, choices);
-        f.prefill(tc, r.prompt_tokens, removed);
-        f.decode(tc, r.prompt_tokens, removed, r.generated_tokens);
+        f.prefill(tc, dense_prompt, &out.layer_rows);
+        f.decode(tc, dense_prompt, &out.cached_rows, r.generated_tokens);
+        let in_llm = !out.layer_images.iter().all(|&n| n == r.image_tokens);
         FrameReport {
             method: plan.to_string(),
-            budget: choices.map(|_| plan.budget_tokens(dense_tokens)),
+            budget: (choices.is_some() || in_llm).then(|| plan.budget_tokens(dense_tokens)),
             visual_tokens_dense: dense_tokens,
             visual_tokens: r.image_tokens,
-            stages,
-            llm_tokens_per_layer: vec![r.image_tokens; tc.n_layer],
+            stages: out.stages.clone(),
+            llm_tokens_per_layer: out.layer_images.clone(),
             vision_heads_kept: None,
             flops_dense: f.dense(),
             flops_executed: f.executed(),
@@ -315,6 +318,7 @@ impl Engine {
         let new_text = if past.ends_with('\n') { format!("\n{new_part}") } else { new_part.to_string() };
         let ids = self.tokenizer.encode(&new_text)?;
         let mut report = AskReport { prompt_tokens: ids.len(), ..Default::default() };
+        // Positions bound rows: pruning only ever holds fewer rows than positions.
         if ids.is_empty() || self.kv.len + ids.len() + 1 > self.kv.capacity {
             return Err(Error::Unsupported(format!(
                 "the follow-up needs {} more positions; {} of {} are used (a larger --context)",
@@ -351,8 +355,8 @@ impl Engine {
         choices: Option<&[TileChoice]>,
         opts: &AskOptions,
         report: &mut AskReport,
-    ) -> Result<(u32, Vec<StageReport>), Error> {
-        if choices.is_some_and(|c| c.len() > self.prune.max_tiles()) {
+    ) -> Result<Prefilled, Error> {
+        if pre.n_images() > self.prune.max_tiles() && !matches!(opts.prune.method, Method::None) {
             self.prune = prune_scratch(&self.gpu, &self.vision, pre.n_images())?;
         }
         let n = prompt::n_positions(pieces);
@@ -385,6 +389,15 @@ impl Engine {
         let cols = pre.grid.1;
         let mut row = 0;
         let mut records: Vec<(usize, TileRecord)> = Vec::new();
+        let n_image: usize =
+            pieces.iter().map(|p| if let PromptPiece::Image { n_tokens, .. } = p { *n_tokens } else { 0 }).sum();
+        let llm = LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image);
+        let key_share = match &opts.prune.method {
+            Method::MustDrop(p) if p.stage1 && llm.is_some() => Some(p.key_share),
+            _ => None,
+        };
+        // (tile index, first prompt row, tokens) of each image piece, in prompt order.
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
         for p in pieces {
             match p {
                 PromptPiece::Tokens(t) => row += t.len(),
@@ -396,6 +409,12 @@ impl Engine {
                     rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
                     rec.stage("vision");
                     self.vision.forward(&mut rec, &self.vs)?;
+                    spans.push((index, row, *n_tokens));
+                    if let Some(share) = key_share {
+                        rec.stage("prune");
+                        let k = key_set_size(share, self.vision.cfg.tokens_per_tile());
+                        self.key_set_tile(&mut rec, k, spans.len() - 1)?;
+                    }
                     match choices.map(|c| &c[index]) {
                         None => {
                             rec.stage("projector");
@@ -419,25 +438,106 @@ impl Engine {
             }
         }
         rec.stage("prefill");
-        self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
         let reads = (!records.is_empty()).then(|| self.prune.read_report(&mut rec, records.len()));
+        let key_reads = key_share.map(|_| self.prune.read_key_sets(&mut rec, spans.len()));
+        let image_rows: Vec<usize> = spans.iter().flat_map(|&(_, r, k)| r..r + k).collect();
+        let mut stages = Vec::new();
+        let (rec, dropped) = match &llm {
+            None => {
+                self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
+                (rec, None)
+            }
+            Some(plan) => {
+                let cfg = &self.vision.cfg;
+                let key_set = |done: &Finished| -> Vec<usize> {
+                    let (Some(h), Some(share)) = (key_reads, key_share) else { return Vec::new() };
+                    let data = done.u32(h);
+                    let k = key_set_size(share, cfg.tokens_per_tile());
+                    spans
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, &(_, r, _))| {
+                            self.prune.decode_key_set(&data, i, k, cfg.has_cls).into_iter().map(move |c| r + c)
+                        })
+                        .collect()
+                };
+                let mut key_set = key_set;
+                let text = LlmText { gpu: &self.gpu, model: &self.text, s: &self.ts };
+                let (rec, d) = text.prefill_dropping(rec, &mut self.kv, plan, n, image_rows.clone(), &mut key_set)?;
+                record_gpu(report, &d.stage_ms);
+                (rec, Some(d))
+            }
+        };
         let (token, done) = self.pick(rec, opts, report, &mut Sampler::new(opts.sampling))?;
         AskReport::add(&mut report.wall_ms, "vision+prefill", ms(t));
-        let stages = match (reads, choices) {
-            (Some(reads), Some(choices)) => {
-                let recs: Vec<TileRecord> = records.into_iter().map(|(_, r)| r).collect();
-                let mut grids: Vec<PatchGrid> = self.prune.decode_report(&done, &reads, &recs);
-                // Tile numbers as in the preprocessing (grid tiles, then the overview).
-                for (g, i) in grids.iter_mut().zip(0..) {
-                    g.tile = i;
-                }
-                let dense = pre.n_images() * self.vision.cfg.tokens_per_tile();
-                let kept = choices.iter().map(TileChoice::n_out).sum();
-                vec![StageReport { name: choice_stage(&choices[0]).into(), grids, tokens_in: dense, tokens_out: kept }]
+        let tokens_per_tile = self.vision.cfg.tokens_per_tile();
+        if let (Some(reads), Some(choices)) = (reads, choices) {
+            let recs: Vec<TileRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+            let mut grids: Vec<PatchGrid> = self.prune.decode_report(&done, &reads, &recs);
+            for (g, (index, _)) in grids.iter_mut().zip(&records) {
+                g.tile = *index;
             }
-            _ => Vec::new(),
+            let dense = pre.n_images() * tokens_per_tile;
+            let kept = choices.iter().map(TileChoice::n_out).sum();
+            stages.push(StageReport {
+                name: choice_stage(&choices[0]).into(),
+                grids,
+                tokens_in: dense,
+                tokens_out: kept,
+            });
+        }
+        let n_layer = self.text.cfg.n_layer;
+        let (layer_rows, layer_images) = match &dropped {
+            None => (vec![n; n_layer], vec![n_image; n_layer]),
+            Some(d) => (d.layer_rows.clone(), d.layer_images.clone()),
         };
-        Ok((token, stages))
+        if let (Some(d), Some(plan)) = (&dropped, &llm) {
+            // One grid per tile: which of its tokens survived every stage.
+            let side = (tokens_per_tile as f64).sqrt().round() as usize;
+            let grids = spans
+                .iter()
+                .map(|&(index, r, k)| {
+                    let mut g = PatchGrid::new(index, side, side);
+                    for c in 0..k.min(g.fates.len()) {
+                        if d.survivors.binary_search(&(r + c)).is_err() {
+                            g.fates[c] = crate::prune::report::PatchFate::Dropped;
+                        }
+                    }
+                    g
+                })
+                .collect();
+            let name = if plan.keeps_positions() { "fastv" } else { "mustdrop.stage2" };
+            let kept = image_rows.iter().filter(|r| d.survivors.binary_search(r).is_ok()).count();
+            stages.push(StageReport { name: name.into(), grids, tokens_in: n_image, tokens_out: kept });
+        }
+        Ok(Prefilled { token, stages, layer_rows, layer_images, cached_rows: self.kv.rows.clone() })
+    }
+
+    /// MustDrop's key set of the tile in the vision scratch (number `tile` of the frame).
+    fn key_set_tile(&self, rec: &mut Recorder, k: usize, tile: usize) -> Result<(), Error> {
+        if tile >= self.prune.max_tiles() {
+            return Err(Error::Unsupported(format!("more than {} tiles for the key set", self.prune.max_tiles())));
+        }
+        let cfg = &self.vision.cfg;
+        let tokens = self.projector.tokens(rec, cfg, &self.ps, &self.vs.x)?;
+        let t = self.tile_tokens(&tokens);
+        Ok(self.prune.key_set(rec, &t, k, tile)?)
+    }
+
+    fn tile_tokens<'a>(&'a self, tokens: &crate::model::projector::ConnectorTokens<'a>) -> TileTokens<'a> {
+        let cfg = &self.vision.cfg;
+        let shuffle = (cfg.projector == ProjectorKind::Idefics3).then_some((cfg.patches_per_side(), cfg.scale_factor));
+        TileTokens {
+            qkv: &self.vs.qkv,
+            n_pos: cfg.n_pos(),
+            n_embd: cfg.n_embd,
+            n_head: cfg.n_head,
+            has_cls: cfg.has_cls,
+            shuffle,
+            rows: tokens.tensor,
+            n_rows: tokens.rows,
+            width: tokens.width,
+        }
     }
 
     /// Selects tile `tile`'s tokens from the vision output and projects them into rows `row..`.
@@ -450,18 +550,7 @@ impl Engine {
     ) -> Result<TileRecord, Error> {
         let cfg = &self.vision.cfg;
         let tokens = self.projector.tokens(rec, cfg, &self.ps, &self.vs.x)?;
-        let shuffle = (cfg.projector == ProjectorKind::Idefics3).then_some((cfg.patches_per_side(), cfg.scale_factor));
-        let t = TileTokens {
-            qkv: &self.vs.qkv,
-            n_pos: cfg.n_pos(),
-            n_embd: cfg.n_embd,
-            n_head: cfg.n_head,
-            has_cls: cfg.has_cls,
-            shuffle,
-            rows: tokens.tensor,
-            n_rows: tokens.rows,
-            width: tokens.width,
-        };
+        let t = self.tile_tokens(&tokens);
         let record = self.prune.select(rec, &t, choice, tile)?;
         rec.stage("projector");
         self.projector.project(rec, cfg, &self.ps, &self.prune.out, 0, choice.n_out(), &self.ts.x, row)?;
@@ -549,10 +638,25 @@ impl Engine {
         report.generated_tokens = tokens.len();
         report.kv_tokens = self.kv.len;
         let kv_dim = self.text.cfg.n_head_kv * self.text.cfg.head_dim;
-        report.kv_bytes_used = (2 * self.text.cfg.n_layer * kv_dim * 4 * self.kv.len) as u64;
+        report.kv_bytes_used = (2 * kv_dim * 4 * self.kv.total_rows()) as u64;
         report.kv_bytes_allocated = self.kv.bytes();
         Ok(Answer { text, tokens, stop, report: report.clone() })
     }
+}
+
+/// What the prefill left: the first token, the pruning stages' report, and the rows and image
+/// tokens each LLM layer ran, and each layer's cached rows after it (for FLOPs).
+pub struct Prefilled {
+    token: u32,
+    stages: Vec<StageReport>,
+    layer_rows: Vec<usize>,
+    layer_images: Vec<usize>,
+    cached_rows: Vec<usize>,
+}
+
+/// MustDrop's key-set size for a tile of `n` tokens: ceil(share * n), at least 1.
+fn key_set_size(share: f32, n: usize) -> usize {
+    ((share as f64 * n as f64).ceil() as usize).clamp(1, n.max(1))
 }
 
 /// The pruning buffers for `vision`'s tiles, `tiles` per frame.

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod llm_drop;
 pub mod names;
 pub mod preprocess;
 pub mod projector;

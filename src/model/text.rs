@@ -33,17 +33,32 @@ pub struct TextModel {
 }
 
 /// Keys and values per layer, `[capacity, n_head_kv * head_dim]` each, rope already applied.
+/// Token pruning inside the LLM leaves later layers (or, after a KV trim, earlier ones) with
+/// fewer rows than positions: `rows[il]` is what layer `il` holds, `len` the positions used.
 pub struct KvCache {
     pub k: Vec<Tensor>,
     pub v: Vec<Tensor>,
     pub capacity: usize,
-    /// Tokens held.
+    /// Positions consumed: the next token's position.
     pub len: usize,
+    /// Rows held per layer.
+    pub rows: Vec<usize>,
 }
 
 impl KvCache {
     pub fn bytes(&self) -> u64 {
         self.k.iter().chain(&self.v).map(Tensor::bytes).sum()
+    }
+
+    /// Sets every layer to hold the first `n` positions (0 empties the cache).
+    pub fn set_len(&mut self, n: usize) {
+        self.len = n;
+        self.rows.iter_mut().for_each(|r| *r = n);
+    }
+
+    /// Rows held, summed over layers.
+    pub fn total_rows(&self) -> usize {
+        self.rows.iter().sum()
     }
 }
 
@@ -52,14 +67,17 @@ pub struct TextScratch {
     pub max_tokens: usize,
     /// The residual stream `[max_tokens, n_embd]`; callers fill rows before `forward`.
     pub x: Tensor,
-    h: Tensor,
-    q: Tensor,
+    /// Scratch rows `[max_tokens, n_embd]` (normed input of each sublayer).
+    pub h: Tensor,
+    /// The last layer run's roped queries `[max_tokens, n_head * head_dim]`.
+    pub q: Tensor,
     attn: Tensor,
     gate: Tensor,
     up: Tensor,
     /// Token ids for `embed` (`[max_tokens]`, u32).
     pub ids: Tensor,
-    positions: Tensor,
+    /// The position of each row (`[max_tokens]`, u32).
+    pub positions: Tensor,
     /// The last row's logits `[n_vocab]`.
     pub logits: Tensor,
 }
@@ -101,7 +119,7 @@ impl TextModel {
                 .map(|il| gpu.tensor(capacity * kv_dim, &format!("kv.{what}.{il}")))
                 .collect::<Result<Vec<_>, _>>()
         };
-        Ok(KvCache { k: alloc("k")?, v: alloc("v")?, capacity, len: 0 })
+        Ok(KvCache { k: alloc("k")?, v: alloc("v")?, capacity, len: 0, rows: vec![0; self.cfg.n_layer] })
     }
 
     pub fn scratch(&self, gpu: &Gpu, max_tokens: usize) -> Result<TextScratch, Error> {
@@ -130,9 +148,16 @@ impl TextModel {
     /// appends their keys and values to the cache, and leaves the last row's logits in
     /// `s.logits`.
     pub fn forward(&self, rec: &mut Recorder, s: &TextScratch, cache: &mut KvCache, n: usize) -> Result<(), Error> {
-        let c = &self.cfg;
+        self.begin(rec, s, cache, n)?;
+        self.layers(rec, s, cache, 0..self.cfg.n_layer, n)?;
+        self.finish(rec, s, cache, n, n)
+    }
+
+    /// Checks that `n` new tokens fit and writes their positions (`cache.len..`) to `s.positions`.
+    pub fn begin(&self, rec: &mut Recorder, s: &TextScratch, cache: &KvCache, n: usize) -> Result<(), Error> {
         let pos0 = cache.len;
-        if n == 0 || n > s.max_tokens || pos0 + n > cache.capacity {
+        let most_rows = cache.rows.iter().copied().max().unwrap_or(0);
+        if n == 0 || n > s.max_tokens || pos0 + n > cache.capacity || most_rows + n > cache.capacity {
             return Err(Error::Unsupported(format!(
                 "{n} tokens at position {pos0} do not fit (at most {} per step, context {})",
                 s.max_tokens, cache.capacity
@@ -140,11 +165,27 @@ impl TextModel {
         }
         let positions: Vec<u32> = (pos0 as u32..(pos0 + n) as u32).collect();
         rec.gpu().write_u32(&s.positions, 0, &positions);
+        Ok(())
+    }
+
+    /// Runs rows `0..n` of `s.x` (at the positions in `s.positions`) through `layers`, each
+    /// appending its keys and values after the rows it already holds.
+    pub fn layers(
+        &self,
+        rec: &mut Recorder,
+        s: &TextScratch,
+        cache: &mut KvCache,
+        layers: std::ops::Range<usize>,
+        n: usize,
+    ) -> Result<(), Error> {
+        let c = &self.cfg;
         let (d, kv_dim, q_dim) = (c.n_embd, c.n_head_kv * c.head_dim, c.n_head * c.head_dim);
-        for (il, l) in self.layers.iter().enumerate() {
+        for il in layers {
+            let l = &self.layers[il];
+            let pos0 = cache.rows[il];
             kernels::rms_norm(rec, &s.x, &l.attn_norm.w, &s.h, n, d, c.eps)?;
             kernels::matmul(rec, &s.h, &l.q.w, &s.q, n, l.q.opts())?;
-            // K and V go straight into the cache rows of these positions.
+            // K and V go straight into the cache rows after those the layer holds.
             let at = pos0 * kv_dim;
             kernels::matmul(rec, &s.h, &l.k.w, &cache.k[il], n, MatmulOpts { y_offset: at, ..l.k.opts() })?;
             kernels::matmul(rec, &s.h, &l.v.w, &cache.v[il], n, MatmulOpts { y_offset: at, ..l.v.opts() })?;
@@ -160,6 +201,7 @@ impl TextModel {
             };
             kernels::rope(rec, &s.q, &s.positions, rope(c.n_head, 0, q_dim))?;
             kernels::rope(rec, &cache.k[il], &s.positions, rope(c.n_head_kv, pos0 * kv_dim, kv_dim))?;
+            // Causal by row: rows are kept in position order, so row order is position order.
             let args = AttentionArgs {
                 n_q: n,
                 n_kv: pos0 + n,
@@ -183,8 +225,23 @@ impl TextModel {
             kernels::matmul(rec, &s.h, &l.up.w, &s.up, n, MatmulOpts::default())?;
             kernels::swiglu(rec, &s.gate, &s.up, n * c.n_ff)?;
             kernels::matmul(rec, &s.gate, &l.down.w, &s.x, n, l.down.residual())?;
+            cache.rows[il] += n;
         }
-        cache.len += n;
+        Ok(())
+    }
+
+    /// The last of `n` rows' logits into `s.logits`; the step used `positions` positions.
+    pub fn finish(
+        &self,
+        rec: &mut Recorder,
+        s: &TextScratch,
+        cache: &mut KvCache,
+        n: usize,
+        positions: usize,
+    ) -> Result<(), Error> {
+        let c = &self.cfg;
+        let d = c.n_embd;
+        cache.len += positions;
         // Only the last row needs logits.
         rec.copy(&s.x, (n - 1) * d, &s.attn, 0, d);
         kernels::rms_norm(rec, &s.attn, &self.output_norm.w, &s.h, 1, d, c.eps)?;

@@ -17,7 +17,9 @@ pub fn choose(plan: &PrunePlan, tiles: usize, side: usize) -> Result<Option<Vec<
     let per_tile = side * side;
     let total = tiles * per_tile;
     let budget = plan.budget_tokens(total);
-    if matches!(plan.method, Method::None) || budget >= total || tiles == 0 {
+    // FastV and MustDrop drop inside the LLM (crate::prune::llm).
+    let in_llm = matches!(plan.method, Method::FastV(_) | Method::MustDrop(_));
+    if matches!(plan.method, Method::None) || in_llm || budget >= total || tiles == 0 {
         return Ok(None);
     }
     let share = |i: usize| (budget / tiles + usize::from(i < budget % tiles)).max(1);
@@ -86,16 +88,22 @@ impl FrameFlops {
         f
     }
 
-    /// The LLM prefill over the prompt, `removed` image tokens fewer than dense.
-    pub fn prefill(&mut self, c: &TextConfig, prompt: usize, removed: usize) {
-        let dense = flops::text_forward(c, prompt + removed, 0);
-        self.stages.push(("prefill".into(), dense, flops::text_forward(c, prompt, 0)));
+    /// The LLM prefill: `rows[l]` tokens ran through layer l; `dense` tokens each without
+    /// pruning.
+    pub fn prefill(&mut self, c: &TextConfig, dense: usize, rows: &[usize]) {
+        let head = flops::gemm(1, c.n_embd, c.n_vocab);
+        let executed = rows.iter().map(|&n| flops::text_layer(c, n, 0)).sum::<f64>() + head;
+        self.stages.push(("prefill".into(), flops::text_forward(c, dense, 0), executed));
     }
 
-    /// `generated` decode steps after a prompt of `prompt` positions (`removed` fewer than dense).
-    pub fn decode(&mut self, c: &TextConfig, prompt: usize, removed: usize, generated: usize) {
-        let steps = |past: usize| (0..generated).map(|i| flops::text_forward(c, 1, past + i)).sum::<f64>();
-        self.stages.push(("decode".into(), steps(prompt + removed), steps(prompt)));
+    /// `generated` decode steps; layer l's cache held `cached[l]` rows before the first step
+    /// (`dense` rows each without pruning).
+    pub fn decode(&mut self, c: &TextConfig, dense: usize, cached: &[usize], generated: usize) {
+        let head = flops::gemm(1, c.n_embd, c.n_vocab);
+        let step = |i: usize| cached.iter().map(|&past| flops::text_layer(c, 1, past + i)).sum::<f64>() + head;
+        let executed = (0..generated).map(step).sum();
+        let dense = (0..generated).map(|i| flops::text_forward(c, 1, dense + i)).sum();
+        self.stages.push(("decode".into(), dense, executed));
     }
 
     pub fn dense(&self) -> f64 {
@@ -154,7 +162,9 @@ mod tests {
 
     #[test]
     fn unimplemented_methods_are_errors_not_silently_dense() {
-        let e = choose(&plan("mustdrop:64"), 1, 24).unwrap_err().to_string();
+        let e = choose(&plan("adaptive:0.9"), 1, 24).unwrap_err().to_string();
         assert!(e.contains("not implemented"), "{e}");
+        // In-LLM methods leave the vision side dense.
+        assert_eq!(choose(&plan("fastv:64"), 1, 24).unwrap(), None);
     }
 }

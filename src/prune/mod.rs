@@ -3,6 +3,7 @@
 
 pub mod flops;
 pub mod frame;
+pub mod llm;
 pub mod overlay;
 pub mod plan;
 pub mod report;

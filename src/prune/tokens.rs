@@ -82,6 +82,7 @@ pub struct PruneScratch {
 }
 
 /// Where one tile's index lists sit in the report buffers (decoded after the frame's submit).
+#[derive(Clone)]
 pub struct TileRecord {
     choice: TileChoice,
     n_rows: usize,
@@ -218,6 +219,42 @@ impl PruneScratch {
         kernels::pixel_shuffle(rec, &self.keys, &self.keys_shuffled, side, hd, s)?;
         group_mean(rec, &self.keys_shuffled, &self.keys_pooled, m, hd, s * s, 0, s * s * hd)?;
         Ok((&self.scores_pooled, &self.keys_pooled, hd))
+    }
+
+    /// Records MustDrop's key set S of tile number `tile`: its `k` visual tokens with the most
+    /// attention (CLS row, or attention received; pooled per shuffle group), kept in the report
+    /// buffer for [`PruneScratch::read_key_sets`].
+    pub fn key_set(&self, rec: &mut Recorder, t: &TileTokens, k: usize, tile: usize) -> Result<(), Error> {
+        if tile >= self.max_tiles || t.n_rows > self.max_rows || k == 0 {
+            return Err(Error::Invalid { kernel: "prune", what: format!("key set of tile {tile}, {k} tokens") });
+        }
+        let (scores, _, _) = self.scores_and_keys(rec, t)?;
+        // CLS ranks first when present; the set is the k tokens after it.
+        let first = t.has_cls as usize;
+        let k = (k + first).min(t.n_rows);
+        select_top_k(rec, scores, 0, t.n_rows, k, t.has_cls.then_some(0), &self.order)?;
+        rec.copy(&self.order, 0, &self.report_order, tile * self.max_rows, k);
+        Ok(())
+    }
+
+    /// Reads the key sets of `tiles` tiles back (`k` tokens each, before the CLS offset).
+    pub fn read_key_sets(&self, rec: &mut Recorder, tiles: usize) -> ReadHandle {
+        rec.read(&self.report_order, 0, tiles.min(self.max_tiles) * self.max_rows)
+    }
+
+    /// Tile `tile`'s key set (visual-token indices, CLS excluded, ascending) from the read-back
+    /// buffer.
+    pub fn decode_key_set(&self, data: &[u32], tile: usize, k: usize, has_cls: bool) -> Vec<usize> {
+        let first = has_cls as usize;
+        let at = tile * self.max_rows;
+        let mut set: Vec<usize> = data
+            .get(at..at + k + first)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&r| (r as usize).checked_sub(first))
+            .collect();
+        set.sort_unstable();
+        set
     }
 
     /// Reads the frame's index lists back with the frame's last submit.

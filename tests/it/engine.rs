@@ -212,3 +212,57 @@ fn engine_visionzip_meets_the_budget_and_full_budget_is_dense() {
         assert!(pruned.tokens.len() <= 8);
     }
 }
+
+/// In-LLM dropping end to end on 8-layer decoders: MustDrop with zero thresholds drops nothing
+/// and must give the dense tokens exactly (the segmented prefill, the statistics submits and the
+/// position bookkeeping change nothing); FastV and MustDrop then really drop, the per-layer
+/// counts show it, later layers' caches hold fewer rows, and decoding goes on from them.
+#[test]
+fn engine_in_llm_dropping_fastv_and_mustdrop() {
+    use glimpse::prune::report::PatchFate;
+    if gpu().is_none() {
+        return;
+    }
+    for preset in ["tiny-llava", "tiny"] {
+        let dir = temp_dir(&format!("engine_in_llm_{preset}"));
+        let mut spec = ForgeSpec::preset(preset).unwrap();
+        spec.set("text.n_layer", "8").unwrap();
+        let f = forge(&spec, &dir).unwrap();
+        let img = picture(120, 70);
+        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let base = AskOptions { max_tokens: 8, ..Default::default() };
+        let ask = |engine: &mut Engine, prune: &str| {
+            let opts = AskOptions { prune: prune.parse().unwrap(), ..base.clone() };
+            engine.ask(&img, "What is it?", &opts, &mut |_| {}).unwrap()
+        };
+        let dense = ask(&mut engine, "none");
+        let same = ask(&mut engine, "mustdrop:64,global=0,individual=0");
+        assert_eq!(same.tokens, dense.tokens, "{preset}: MustDrop dropping nothing differs from dense");
+        let n_image = dense.report.image_tokens;
+
+        let fastv = ask(&mut engine, "fastv:25%,layer=3");
+        let p = fastv.report.pruning.unwrap();
+        let keep = (n_image as f64 * 0.25).round() as usize;
+        assert_eq!(&p.llm_tokens_per_layer[..3], &[n_image; 3], "{preset}");
+        assert!(p.llm_tokens_per_layer[3..].iter().all(|&n| n == keep), "{preset}: {:?}", p.llm_tokens_per_layer);
+        let kept_cells: usize = p.stages[0].grids.iter().map(|g| g.count(PatchFate::Kept)).sum();
+        assert_eq!(kept_cells, keep, "{preset}: the overlay shows the kept tokens");
+        assert!(p.flops_executed < p.flops_dense);
+        assert!(fastv.report.kv_bytes_used < dense.report.kv_bytes_used);
+        assert_eq!(fastv.tokens.len(), 8, "{preset}: decoding continues after the drop");
+
+        let must = ask(&mut engine, "mustdrop:64,global=0.05,individual=0.5");
+        let p = must.report.pruning.unwrap();
+        let layers = &p.llm_tokens_per_layer;
+        assert!(layers.windows(2).all(|w| w[1] <= w[0]), "{preset}: {layers:?}");
+        assert!(*layers.last().unwrap() < n_image, "{preset}: aggressive thresholds drop tokens");
+        // The key set (8% per tile) is never dropped.
+        let tiles = must.report.tiles;
+        let per_tile = n_image / tiles;
+        let key = tiles * (0.08 * per_tile as f64).ceil() as usize;
+        assert!(*layers.last().unwrap() >= key, "{preset}: {layers:?} keeps the key set of {key}");
+        // Stage 3: every layer's cache holds the survivors (plus text), so fewer bytes.
+        assert!(must.report.kv_bytes_used < dense.report.kv_bytes_used);
+        assert!(p.flops_executed < p.flops_dense);
+    }
+}

@@ -23,7 +23,7 @@ struct Params {
     n_cols: u32,
     lse_offset: u32,
     scale: f32,
-    _pad: u32,
+    max_offset: u32,
 }
 
 /// Which rows and columns to score. Query row `i` of head `h` is
@@ -51,8 +51,14 @@ pub struct ReceivedArgs {
 const WG: usize = 64;
 const MAX_HEAD_DIM: usize = 128;
 
-/// Elements of `stats` the call needs: the scores, then `n_head * n_q` row normalisers.
+/// Elements of `stats` the call needs: the scores, then `n_head * n_q` row normalisers, then
+/// (for [`attention_received_max`]) the maxima at [`received_max_offset`].
 pub fn received_stats_len(a: &ReceivedArgs) -> usize {
+    received_max_offset(a) + a.n_cols
+}
+
+/// Where [`attention_received_max`] writes its maxima in `stats`.
+pub fn received_max_offset(a: &ReceivedArgs) -> usize {
     a.n_cols.next_multiple_of(4) + a.n_head * a.n_q
 }
 
@@ -64,6 +70,29 @@ pub fn attention_received(
     k: &Tensor,
     stats: &Tensor,
     a: ReceivedArgs,
+) -> Result<(), Error> {
+    received(rec, q, k, stats, a, "received")
+}
+
+/// As [`attention_received`], and `stats[received_max_offset(a) + c]` = the largest head-mean
+/// attention any single query row gives key `k0 + c`. For a few query rows (text rows).
+pub fn attention_received_max(
+    rec: &mut Recorder,
+    q: &Tensor,
+    k: &Tensor,
+    stats: &Tensor,
+    a: ReceivedArgs,
+) -> Result<(), Error> {
+    received(rec, q, k, stats, a, "received_max")
+}
+
+fn received(
+    rec: &mut Recorder,
+    q: &Tensor,
+    k: &Tensor,
+    stats: &Tensor,
+    a: ReceivedArgs,
+    entry: &'static str,
 ) -> Result<(), Error> {
     let d = a.head_dim;
     let bad = |what: String| Error::Invalid { kernel: "attention_received", what };
@@ -100,13 +129,13 @@ pub fn attention_received(
         n_cols: a.n_cols as u32,
         lse_offset: lse_offset as u32,
         scale: 1.0 / (d as f32).sqrt(),
-        _pad: 0,
+        max_offset: received_max_offset(&a) as u32,
     };
     let c = |name: &'static str, value: usize| (name, (value as f64).to_bits());
     let constants = vec![c("HEAD_DIM", d), c("WG", WG)];
     let buffers = [q.buffer(), k.buffer(), stats.buffer()];
     let lse = PipelineKey { shader: "attention_received", entry: "row_lse", constants: constants.clone() };
     rec.dispatch(&lse, &buffers, &params, [a.n_q.div_ceil(WG) as u32, a.n_head as u32, 1])?;
-    let cols = PipelineKey { shader: "attention_received", entry: "received", constants };
+    let cols = PipelineKey { shader: "attention_received", entry, constants };
     rec.dispatch(&cols, &buffers, &params, [a.n_cols.div_ceil(WG) as u32, 1, 1])
 }

@@ -94,7 +94,9 @@ pub mod attention;
 pub use attention::{AttentionArgs, attention};
 pub mod attention_received;
 pub mod peak;
-pub use attention_received::{ReceivedArgs, attention_received, received_stats_len};
+pub use attention_received::{
+    ReceivedArgs, attention_received, attention_received_max, received_max_offset, received_stats_len,
+};
 pub mod token_pool;
 pub use token_pool::group_mean;
 pub mod token_select;

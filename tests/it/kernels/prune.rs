@@ -3,7 +3,8 @@
 //! inputs of awkward sizes; together they must reproduce VisionZip's published selection.
 
 use glimpse::gpu::kernels::{
-    self, GatherArgs, ReceivedArgs, assign_targets, attention_received, gather_merge, group_mean, select_top_k,
+    self, GatherArgs, ReceivedArgs, assign_targets, attention_received, attention_received_max, gather_merge,
+    group_mean, select_top_k,
 };
 use glimpse::gpu::{Gpu, Recorder, Tensor};
 use glimpse::prune::select;
@@ -24,9 +25,9 @@ fn poisoned_u32(gpu: &Gpu, n: usize) -> Tensor {
     gpu.upload_u32(&vec![0xDEAD_BEEF; n], "out").unwrap()
 }
 
-/// Naive head-mean softmax attention of query rows `rows` onto keys `cols`, causal when `pos0` is
-/// set (query i at position pos0 + i), grouped-query heads: sums and the per-key maximum over
-/// rows are what FastV and MustDrop read.
+/// Naive head-mean softmax attention of query rows onto keys `cols`, causal when `pos0` is set
+/// (query i at position pos0 + i), grouped-query heads: the sums over rows and the per-key
+/// maxima over rows, what FastV and MustDrop read.
 #[allow(clippy::too_many_arguments)]
 fn naive_received(
     q: &[f32],
@@ -38,10 +39,12 @@ fn naive_received(
     hd: usize,
     pos0: Option<usize>,
     cols: std::ops::Range<usize>,
-) -> Vec<f32> {
+) -> (Vec<f32>, Vec<f32>) {
     let (qs, ks) = (n_head * hd, n_head_kv * hd);
     let mut out = vec![0f32; cols.len()];
+    let mut most = vec![0f32; cols.len()];
     for i in 0..n_q {
+        let mut row = vec![0f32; cols.len()];
         let vis = pos0.map_or(n_kv, |p| (p + i + 1).min(n_kv));
         for h in 0..n_head {
             let hk = h / (n_head / n_head_kv);
@@ -54,12 +57,16 @@ fn naive_received(
             let z: f32 = s.iter().map(|v| (v - m).exp()).sum();
             for (c, j) in cols.clone().enumerate() {
                 if j < vis {
-                    out[c] += (s[j] - m).exp() / z / n_head as f32;
+                    row[c] += (s[j] - m).exp() / z / n_head as f32;
                 }
             }
         }
+        for c in 0..cols.len() {
+            out[c] += row[c];
+            most[c] = most[c].max(row[c]);
+        }
     }
-    out
+    (out, most)
 }
 
 #[test]
@@ -110,7 +117,7 @@ fn attention_received_matches_reference_all_rows_cls_row_and_causal() {
     let q = rng.vec(n_q * n_head * hd, 1.0);
     let k = rng.vec(n_kv * n_head_kv * hd, 1.0);
     let (k0, n_cols) = (5, 31);
-    let want = naive_received(&q, &k, n_q, n_kv, n_head, n_head_kv, hd, Some(pos0), k0..k0 + n_cols);
+    let (want, want_max) = naive_received(&q, &k, n_q, n_kv, n_head, n_head_kv, hd, Some(pos0), k0..k0 + n_cols);
     let args = ReceivedArgs {
         n_q,
         n_kv,
@@ -132,6 +139,15 @@ fn attention_received_matches_reference_all_rows_cls_row_and_causal() {
     let h = rec.read(&stats, 0, n_cols);
     let got = rec.finish().unwrap().f32(h);
     assert_close("attention_received causal GQA column range", &got, &want, RECEIVED_TOL);
+    // The same with the per-key maxima over rows (MustDrop).
+    let stats = poisoned(gpu, kernels::received_stats_len(&args));
+    let mut rec = Recorder::new(gpu);
+    attention_received_max(&mut rec, &qt, &kt, &stats, args).unwrap();
+    let h = rec.read(&stats, 0, n_cols);
+    let hm = rec.read(&stats, kernels::received_max_offset(&args), n_cols);
+    let done = rec.finish().unwrap();
+    assert_close("attention_received_max sums", &done.f32(h), &want, RECEIVED_TOL);
+    assert_close("attention_received_max maxima", &done.f32(hm), &want_max, RECEIVED_TOL);
 }
 
 #[test]
