@@ -1,9 +1,9 @@
-// token_pool.wgsl — the mean of G equal slices of each row: y[t, c] = (1 / G) sum_g
+// token_pool.wgsl — the mean of G equal slices of each row: y[y_offset + t w + c] = (1 / G) sum_g
 // x[x_offset + t * x_stride + g * w + c]. Head-mean keys (the slices are a row's heads) and the
 // pooling of pixel-shuffled rows (the slices are a merged token's s x s patches).
 // @binding(0) x: array<f32> read        rows of x_stride (>= G * w) from x_offset
-// @binding(1) y: array<f32> read_write  [n, w]
-// @binding(2) p: Params uniform {n, w, groups, x_offset, x_stride, _, _, _}
+// @binding(1) y: array<f32> read_write  [n, w] from y_offset
+// @binding(2) p: Params uniform {n, w, groups, x_offset, x_stride, y_offset, _, _}
 // dispatch grid_1d(ceil(n * w / WG)); one invocation per output element, linear id
 // ((wid.x + wid.y * num_workgroups.x) * WG + lid); reads of consecutive c are contiguous.
 // @workgroup_size(WG), WG an override (default 256).
@@ -15,7 +15,7 @@ struct Params {
     groups: u32,
     x_offset: u32,
     x_stride: u32,
-    _pad0: u32,
+    y_offset: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -40,5 +40,5 @@ fn group_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     for (var g = 0u; g < p.groups; g++) {
         sum += x[base + g * p.w];
     }
-    y[i] = sum / f32(p.groups);
+    y[p.y_offset + i] = sum / f32(p.groups);
 }

@@ -12,10 +12,10 @@ use crate::gpu::kernels::{self, TOPK_MAX};
 use crate::gpu::{Finished, Gpu, GpuOptions, Recorder, Tensor};
 use crate::model::Error;
 use crate::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
-use crate::model::config::ProjectorKind;
+use crate::model::config::{ProjectorKind, VisionConfig};
 use crate::model::llm_drop::LlmText;
 use crate::model::preprocess::{self, PreprocessParams, Preprocessed};
-use crate::model::projector::{Projector, ProjectorScratch};
+use crate::model::projector::{ConnectorTokens, Projector, ProjectorScratch};
 use crate::model::prompt::{self, PromptPiece, TileId};
 use crate::model::sampler::{Sampler, Sampling};
 use crate::model::text::{KvCache, TextModel, TextScratch};
@@ -24,8 +24,10 @@ use crate::model::vision::{VisionScratch, VisionTower};
 use crate::prune::frame::{self, FrameFlops};
 use crate::prune::llm::LlmPlan;
 use crate::prune::plan::{Method, PrunePlan};
+use crate::prune::report::PatchFate;
 use crate::prune::report::{FrameReport, PatchGrid, StageReport};
 use crate::prune::tokens::{PruneScratch, TileChoice, TileRecord, TileTokens};
+use crate::prune::windows::Stage1;
 
 /// How to set the engine up.
 #[derive(Clone, Debug)]
@@ -232,32 +234,19 @@ impl Engine {
         let side = cfg.patches_per_side() / cfg.scale_factor.max(1);
         let choices =
             frame::choose(&opts.prune, pre.n_images(), side).map_err(|e| Error::Unsupported(e.to_string()))?;
-        let mut layout = pre.layout(cfg.projector, cfg.tokens_per_tile());
-        if let Some(ch) = &choices {
-            let n_grid = layout.n_tokens_grid.len();
-            layout.n_tokens_grid = ch[..n_grid].iter().map(TileChoice::n_out).collect();
-            layout.n_tokens_overview = ch[n_grid].n_out();
-        }
-        let pieces = prompt::build(&self.tokenizer, &rendered, &[layout])?;
-        let n = prompt::n_positions(&pieces);
-        report.tiles = pre.n_images();
-        report.prompt_tokens = n;
-        report.image_tokens = pieces
-            .iter()
-            .map(|p| match p {
-                PromptPiece::Image { n_tokens, .. } => *n_tokens,
-                PromptPiece::Tokens(_) => 0,
-            })
-            .sum();
-        if n + 1 > self.kv.capacity {
+        // The dense prompt bounds the real one (pruning only removes image tokens).
+        let dense = prompt::build(&self.tokenizer, &rendered, &[pre.layout(cfg.projector, cfg.tokens_per_tile())])?;
+        let n_dense = prompt::n_positions(&dense);
+        if n_dense + 1 > self.kv.capacity && choices.is_none() {
             return Err(Error::Unsupported(format!(
-                "the prompt takes {n} positions, more than the context of {} (fewer tiles: --max-tiles)",
+                "the prompt takes {n_dense} positions, more than the context of {} (fewer tiles: --max-tiles)",
                 self.kv.capacity
             )));
         }
+        report.tiles = pre.n_images();
         self.kv.set_len(0);
         self.history = messages;
-        let out = self.prefill(&pre, &pieces, choices.as_deref(), opts, &mut report)?;
+        let out = self.prefill(&pre, &rendered, choices.as_deref(), opts, &mut report)?;
         let mut answer = self.generate(out.token, opts, &mut report, on_text)?;
         answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, choices.as_deref(), &out, &answer.report));
         self.history.push(Message::text("assistant", &answer.text));
@@ -277,7 +266,7 @@ impl Engine {
         let tiles = pre.n_images();
         let dense_tokens = tiles * vc.tokens_per_tile();
         let dense_prompt = r.prompt_tokens + dense_tokens - r.image_tokens;
-        let mut f = FrameFlops::vision(vc, self.projector.hidden(), tiles, choices);
+        let mut f = FrameFlops::vision(vc, self.projector.hidden(), &out.vision_tokens, choices);
         f.prefill(tc, dense_prompt, &out.layer_rows);
         f.decode(tc, dense_prompt, &out.cached_rows, r.generated_tokens);
         let in_llm = !out.layer_images.iter().all(|&n| n == r.image_tokens);
@@ -344,124 +333,163 @@ impl Engine {
         Ok(answer)
     }
 
-    /// The prompt: token embeddings, then each tile's vision + projector output (pruned as
-    /// `choices` says, tile by tile in `pre`'s order: grid tiles, then the overview) spliced
-    /// into its rows, then the LLM over all of it. Returns the first generated token and the
-    /// pruning stages' report.
+    /// The frame: each tile's vision tower and projector (pruned as `choices` or the plan says),
+    /// tile by tile (grid tiles in raster order, then the overview) into a staging buffer; then
+    /// the prompt, built with the token count each tile really sent, its embeddings with the
+    /// image rows spliced in, and the LLM over all of it (dropping image tokens inside when the
+    /// plan does). Returns the first generated token and what the pruning did.
     fn prefill(
         &mut self,
         pre: &Preprocessed,
-        pieces: &[PromptPiece],
+        rendered: &str,
         choices: Option<&[TileChoice]>,
         opts: &AskOptions,
         report: &mut AskReport,
     ) -> Result<Prefilled, Error> {
-        if pre.n_images() > self.prune.max_tiles() && !matches!(opts.prune.method, Method::None) {
-            self.prune = prune_scratch(&self.gpu, &self.vision, pre.n_images())?;
+        let tiles = pre.n_images();
+        if tiles > self.prune.max_tiles() && !matches!(opts.prune.method, Method::None) {
+            self.prune = prune_scratch(&self.gpu, &self.vision, tiles)?;
         }
-        let n = prompt::n_positions(pieces);
-        if n > self.ts.max_tokens {
-            self.ts = self.text.scratch(&self.gpu, n)?;
-        }
-        // Image slots get token 0 (any valid id): their rows are overwritten by the projector.
-        let mut ids = Vec::with_capacity(n);
-        for p in pieces {
-            match p {
-                PromptPiece::Tokens(t) => ids.extend_from_slice(t),
-                PromptPiece::Image { n_tokens, .. } => ids.extend(std::iter::repeat_n(0, *n_tokens)),
-            }
-        }
-        self.gpu.write_u32(&self.ts.ids, 0, &ids);
-        // Every tile's pixels in one buffer; each is copied into the tower's input in turn, so
-        // one submit can hold all tiles.
+        let (merge, key_share) = match &opts.prune.method {
+            Method::MustDrop(p) if p.stage1 => (Some((p.window, p.merge_threshold)), Some(p.key_share)),
+            _ => (None, None),
+        };
+        let cfg = self.vision.cfg.clone();
+        let per_tile = cfg.tokens_per_tile();
+        let n_text = cfg.projection_dim;
+        // Every tile's pixels in one buffer; each is copied into the tower's input in turn.
         let tile_len = 3 * pre.size * pre.size;
-        let mut pixels = Vec::with_capacity(tile_len * pre.n_images());
+        let mut pixels = Vec::with_capacity(tile_len * tiles);
         for tile in &pre.tiles {
             pixels.extend_from_slice(tile);
         }
         pixels.extend_from_slice(&pre.overview);
         let all_tiles = self.gpu.upload_f32(&pixels, "tiles")?;
+        let staging = self.gpu.tensor(tiles * per_tile * n_text, "image_rows")?;
 
         let t = Instant::now();
         let mut rec = Recorder::new(&self.gpu);
-        rec.stage("embed");
-        self.text.embed(&mut rec, &self.ts, n)?;
-        let cols = pre.grid.1;
-        let mut row = 0;
+        let mut tile_out: Vec<TileOut> = Vec::with_capacity(tiles);
         let mut records: Vec<(usize, TileRecord)> = Vec::new();
-        let n_image: usize =
-            pieces.iter().map(|p| if let PromptPiece::Image { n_tokens, .. } = p { *n_tokens } else { 0 }).sum();
-        let llm = LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image);
-        let key_share = match &opts.prune.method {
-            Method::MustDrop(p) if p.stage1 && llm.is_some() => Some(p.key_share),
-            _ => None,
-        };
-        // (tile index, first prompt row, tokens) of each image piece, in prompt order.
+        let mut staged = 0;
+        for index in 0..tiles {
+            rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
+            rec.stage("vision");
+            let merged = match merge {
+                None => {
+                    self.vision.forward(&mut rec, &self.vs)?;
+                    None
+                }
+                Some((w, threshold)) => {
+                    let parts = (&self.vision, &self.vs, &self.prune);
+                    let (next, m) = vision_merged(&self.gpu, parts, rec, w, threshold, report)?;
+                    rec = next;
+                    Some(m)
+                }
+            };
+            let first = cfg.has_cls as usize;
+            let n_rows = first + merged.as_ref().map_or(cfg.n_patches(), Stage1::n_tokens);
+            if let (Some(m), ProjectorKind::Idefics3) = (&merged, cfg.projector) {
+                // The pixel shuffle needs every patch: each takes its merged token back.
+                rec.stage("prune");
+                self.prune.unmerge(&mut rec, &self.vs.x, cfg.n_embd, first, m)?;
+            }
+            let tokens = self.projector.tokens(&mut rec, &cfg, &self.ps, &self.vs.x)?;
+            // An mlp sends the merged tokens themselves; idefics3 its shuffled groups.
+            let tokens = ConnectorTokens {
+                rows: if cfg.projector == ProjectorKind::Mlp { n_rows } else { tokens.rows },
+                ..tokens
+            };
+            if let Some(share) = key_share {
+                rec.stage("prune");
+                let t = TileTokens { n_pos: n_rows, merged: merged.as_ref(), ..self.tile_tokens(&tokens) };
+                self.prune.key_set(&mut rec, &t, key_set_size(share, t.n_visual()), index)?;
+            }
+            let count = match choices.map(|c| &c[index]) {
+                None => {
+                    rec.stage("projector");
+                    let n = tokens.rows - first;
+                    self.projector.project(&mut rec, &cfg, &self.ps, tokens.tensor, first, n, &staging, staged)?;
+                    n
+                }
+                Some(choice) => {
+                    rec.stage("prune");
+                    let r = self.prune.select(&mut rec, &self.tile_tokens(&tokens), choice, index)?;
+                    records.push((index, r));
+                    rec.stage("projector");
+                    let n = choice.n_out();
+                    self.projector.project(&mut rec, &cfg, &self.ps, &self.prune.out, 0, n, &staging, staged)?;
+                    n
+                }
+            };
+            tile_out.push(TileOut { staged, count, merged });
+            staged += count;
+        }
+
+        // The prompt with the real counts.
+        let mut layout = pre.layout(cfg.projector, per_tile);
+        let n_grid = layout.n_tokens_grid.len();
+        layout.n_tokens_grid = tile_out[..n_grid].iter().map(|o| o.count).collect();
+        layout.n_tokens_overview = tile_out[n_grid].count;
+        let pieces = prompt::build(&self.tokenizer, rendered, &[layout])?;
+        let n = prompt::n_positions(&pieces);
+        report.prompt_tokens = n;
+        report.image_tokens = staged;
+        if n + 1 > self.kv.capacity {
+            return Err(Error::Unsupported(format!(
+                "the prompt takes {n} positions, more than the context of {} (fewer tiles: --max-tiles)",
+                self.kv.capacity
+            )));
+        }
+        if n > self.ts.max_tokens {
+            self.ts = self.text.scratch(&self.gpu, n)?;
+        }
+        // Image slots get token 0 (any valid id): their rows are overwritten by the image rows.
+        let mut ids = Vec::with_capacity(n);
         let mut spans: Vec<(usize, usize, usize)> = Vec::new();
-        for p in pieces {
+        for p in &pieces {
             match p {
-                PromptPiece::Tokens(t) => row += t.len(),
+                PromptPiece::Tokens(t) => ids.extend_from_slice(t),
                 PromptPiece::Image { tile, n_tokens, .. } => {
                     let index = match tile {
-                        TileId::Grid { row, col } => row * cols + col,
+                        TileId::Grid { row, col } => row * pre.grid.1 + col,
                         TileId::Overview => pre.tiles.len(),
                     };
-                    rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
-                    rec.stage("vision");
-                    self.vision.forward(&mut rec, &self.vs)?;
-                    spans.push((index, row, *n_tokens));
-                    if let Some(share) = key_share {
-                        rec.stage("prune");
-                        let k = key_set_size(share, self.vision.cfg.tokens_per_tile());
-                        self.key_set_tile(&mut rec, k, spans.len() - 1)?;
-                    }
-                    match choices.map(|c| &c[index]) {
-                        None => {
-                            rec.stage("projector");
-                            self.projector.forward(
-                                &mut rec,
-                                &self.vision.cfg,
-                                &self.ps,
-                                &self.vs.x,
-                                &self.ts.x,
-                                row,
-                            )?;
-                        }
-                        Some(choice) => {
-                            rec.stage("prune");
-                            let r = self.prune_tile(&mut rec, choice, records.len(), row)?;
-                            records.push((index, r));
-                        }
-                    }
-                    row += n_tokens;
+                    spans.push((index, ids.len(), *n_tokens));
+                    ids.extend(std::iter::repeat_n(0, *n_tokens));
                 }
             }
         }
+        self.gpu.write_u32(&self.ts.ids, 0, &ids);
+        rec.stage("embed");
+        self.text.embed(&mut rec, &self.ts, n)?;
+        for &(index, row, k) in &spans {
+            rec.copy(&staging, tile_out[index].staged * n_text, &self.ts.x, row * n_text, k * n_text);
+        }
+
         rec.stage("prefill");
+        let n_image = staged;
+        let llm = LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image);
         let reads = (!records.is_empty()).then(|| self.prune.read_report(&mut rec, records.len()));
-        let key_reads = key_share.map(|_| self.prune.read_key_sets(&mut rec, spans.len()));
+        let key_reads = key_share.map(|_| self.prune.read_key_sets(&mut rec, tiles));
         let image_rows: Vec<usize> = spans.iter().flat_map(|&(_, r, k)| r..r + k).collect();
-        let mut stages = Vec::new();
         let (rec, dropped) = match &llm {
             None => {
                 self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
                 (rec, None)
             }
             Some(plan) => {
-                let cfg = &self.vision.cfg;
-                let key_set = |done: &Finished| -> Vec<usize> {
+                let mut key_set = |done: &Finished| -> Vec<usize> {
                     let (Some(h), Some(share)) = (key_reads, key_share) else { return Vec::new() };
                     let data = done.u32(h);
-                    let k = key_set_size(share, cfg.tokens_per_tile());
                     spans
                         .iter()
-                        .enumerate()
-                        .flat_map(|(i, &(_, r, _))| {
-                            self.prune.decode_key_set(&data, i, k, cfg.has_cls).into_iter().map(move |c| r + c)
+                        .flat_map(|&(index, r, k)| {
+                            let set = self.prune.decode_key_set(&data, index, key_set_size(share, k), cfg.has_cls);
+                            set.into_iter().filter(move |&c| c < k).map(move |c| r + c)
                         })
                         .collect()
                 };
-                let mut key_set = key_set;
                 let text = LlmText { gpu: &self.gpu, model: &self.text, s: &self.ts };
                 let (rec, d) = text.prefill_dropping(rec, &mut self.kv, plan, n, image_rows.clone(), &mut key_set)?;
                 record_gpu(report, &d.stage_ms);
@@ -470,21 +498,35 @@ impl Engine {
         };
         let (token, done) = self.pick(rec, opts, report, &mut Sampler::new(opts.sampling))?;
         AskReport::add(&mut report.wall_ms, "vision+prefill", ms(t));
-        let tokens_per_tile = self.vision.cfg.tokens_per_tile();
+
+        // What each stage did, per tile.
+        let mut stages = Vec::new();
+        let side = cfg.patches_per_side();
+        if merge.is_some() {
+            let grids = tile_out
+                .iter()
+                .enumerate()
+                .map(|(index, o)| {
+                    o.merged.as_ref().map_or(PatchGrid::new(index, side, side), |m| stage1_grid(index, m))
+                })
+                .collect();
+            let kept = tile_out.iter().map(|o| o.merged.as_ref().map_or(cfg.n_patches(), Stage1::n_tokens)).sum();
+            stages.push(StageReport {
+                name: "mustdrop.stage1".into(),
+                grids,
+                tokens_in: tiles * cfg.n_patches(),
+                tokens_out: kept,
+            });
+        }
         if let (Some(reads), Some(choices)) = (reads, choices) {
             let recs: Vec<TileRecord> = records.iter().map(|(_, r)| r.clone()).collect();
             let mut grids: Vec<PatchGrid> = self.prune.decode_report(&done, &reads, &recs);
             for (g, (index, _)) in grids.iter_mut().zip(&records) {
                 g.tile = *index;
             }
-            let dense = pre.n_images() * tokens_per_tile;
             let kept = choices.iter().map(TileChoice::n_out).sum();
-            stages.push(StageReport {
-                name: choice_stage(&choices[0]).into(),
-                grids,
-                tokens_in: dense,
-                tokens_out: kept,
-            });
+            let name = choice_stage(&choices[0]).into();
+            stages.push(StageReport { name, grids, tokens_in: tiles * per_tile, tokens_out: kept });
         }
         let n_layer = self.text.cfg.n_layer;
         let (layer_rows, layer_images) = match &dropped {
@@ -492,15 +534,16 @@ impl Engine {
             Some(d) => (d.layer_rows.clone(), d.layer_images.clone()),
         };
         if let (Some(d), Some(plan)) = (&dropped, &llm) {
-            // One grid per tile: which of its tokens survived every stage.
-            let side = (tokens_per_tile as f64).sqrt().round() as usize;
+            // One grid per tile: which of its tokens (their patches, when merged) survived.
             let grids = spans
                 .iter()
                 .map(|&(index, r, k)| {
-                    let mut g = PatchGrid::new(index, side, side);
-                    for c in 0..k.min(g.fates.len()) {
+                    let o = &tile_out[index];
+                    let (mut g, cells) = token_cells(index, &cfg, o.merged.as_ref(), k);
+                    for (c, covered) in cells.iter().enumerate() {
                         if d.survivors.binary_search(&(r + c)).is_err() {
-                            g.fates[c] = crate::prune::report::PatchFate::Dropped;
+                            let cells = g.fates.len();
+                            covered.iter().filter(|&&p| p < cells).for_each(|&p| g.fates[p] = PatchFate::Dropped);
                         }
                     }
                     g
@@ -510,18 +553,14 @@ impl Engine {
             let kept = image_rows.iter().filter(|r| d.survivors.binary_search(r).is_ok()).count();
             stages.push(StageReport { name: name.into(), grids, tokens_in: n_image, tokens_out: kept });
         }
-        Ok(Prefilled { token, stages, layer_rows, layer_images, cached_rows: self.kv.rows.clone() })
-    }
-
-    /// MustDrop's key set of the tile in the vision scratch (number `tile` of the frame).
-    fn key_set_tile(&self, rec: &mut Recorder, k: usize, tile: usize) -> Result<(), Error> {
-        if tile >= self.prune.max_tiles() {
-            return Err(Error::Unsupported(format!("more than {} tiles for the key set", self.prune.max_tiles())));
-        }
-        let cfg = &self.vision.cfg;
-        let tokens = self.projector.tokens(rec, cfg, &self.ps, &self.vs.x)?;
-        let t = self.tile_tokens(&tokens);
-        Ok(self.prune.key_set(rec, &t, k, tile)?)
+        let vision_tokens = tile_out
+            .iter()
+            .map(|o| {
+                let merged = o.merged.as_ref().map_or(cfg.n_patches(), Stage1::n_tokens) + cfg.has_cls as usize;
+                (0..cfg.n_layer_run).map(|il| if il == 0 { cfg.n_pos() } else { merged }).collect()
+            })
+            .collect();
+        Ok(Prefilled { token, stages, layer_rows, layer_images, cached_rows: self.kv.rows.clone(), vision_tokens })
     }
 
     fn tile_tokens<'a>(&'a self, tokens: &crate::model::projector::ConnectorTokens<'a>) -> TileTokens<'a> {
@@ -537,24 +576,8 @@ impl Engine {
             rows: tokens.tensor,
             n_rows: tokens.rows,
             width: tokens.width,
+            merged: None,
         }
-    }
-
-    /// Selects tile `tile`'s tokens from the vision output and projects them into rows `row..`.
-    fn prune_tile(
-        &self,
-        rec: &mut Recorder,
-        choice: &TileChoice,
-        tile: usize,
-        row: usize,
-    ) -> Result<TileRecord, Error> {
-        let cfg = &self.vision.cfg;
-        let tokens = self.projector.tokens(rec, cfg, &self.ps, &self.vs.x)?;
-        let t = self.tile_tokens(&tokens);
-        let record = self.prune.select(rec, &t, choice, tile)?;
-        rec.stage("projector");
-        self.projector.project(rec, cfg, &self.ps, &self.prune.out, 0, choice.n_out(), &self.ts.x, row)?;
-        Ok(record)
     }
 
     /// Records token selection on the logits, submits, and picks the token.
@@ -644,19 +667,87 @@ impl Engine {
     }
 }
 
-/// What the prefill left: the first token, the pruning stages' report, and the rows and image
-/// tokens each LLM layer ran, and each layer's cached rows after it (for FLOPs).
+/// What the prefill left: the first token, the pruning stages' report, the rows and image
+/// tokens each LLM layer ran, each layer's cached rows after it, and the tokens each vision
+/// block ran per tile (for FLOPs).
 pub struct Prefilled {
     token: u32,
     stages: Vec<StageReport>,
     layer_rows: Vec<usize>,
     layer_images: Vec<usize>,
     cached_rows: Vec<usize>,
+    vision_tokens: Vec<Vec<usize>>,
+}
+
+/// One tile's vision output: where its projected rows sit in the staging buffer, how many, and
+/// MustDrop's stage-1 merge when it ran.
+struct TileOut {
+    staged: usize,
+    count: usize,
+    merged: Option<Stage1>,
+}
+
+/// MustDrop stage 1's grid of one tile: each merged window's last patch (the merge
+/// destination) kept, the others merged into it.
+fn stage1_grid(tile: usize, m: &Stage1) -> PatchGrid {
+    let mut g = PatchGrid::new(tile, m.side, m.side);
+    for &win in &m.merged {
+        let cells = m.window_cells(win);
+        let dst = *cells.last().unwrap_or(&0);
+        for &c in &cells[..cells.len().saturating_sub(1)] {
+            g.fates[c] = PatchFate::Merged;
+            g.merged_into[c] = Some(dst);
+        }
+    }
+    g
+}
+
+/// The grid a tile's LLM image tokens are drawn on and, for each of its `k` tokens, the cells it
+/// covers: the patches a merged mlp token holds, else one cell of the token grid.
+fn token_cells(tile: usize, c: &VisionConfig, merged: Option<&Stage1>, k: usize) -> (PatchGrid, Vec<Vec<usize>>) {
+    match (merged, c.projector) {
+        (Some(m), ProjectorKind::Mlp) => (PatchGrid::new(tile, m.side, m.side), m.sources()),
+        _ => {
+            let side = (c.tokens_per_tile() as f64).sqrt().round() as usize;
+            (PatchGrid::new(tile, side, side), (0..k).map(|t| vec![t]).collect())
+        }
+    }
 }
 
 /// MustDrop's key-set size for a tile of `n` tokens: ceil(share * n), at least 1.
 fn key_set_size(share: f32, n: usize) -> usize {
     ((share as f64 * n as f64).ceil() as usize).clamp(1, n.max(1))
+}
+
+/// The vision tower with MustDrop's stage 1: block 0 on every token, the window scores read
+/// back (one submit), the similar windows merged, the other blocks on the fewer tokens.
+fn vision_merged<'g>(
+    gpu: &'g Gpu,
+    (vision, vs, prune): (&VisionTower, &VisionScratch, &PruneScratch),
+    mut rec: Recorder<'g>,
+    w: usize,
+    threshold: f32,
+    report: &mut AskReport,
+) -> Result<(Recorder<'g>, Stage1), Error> {
+    let cfg = &vision.cfg;
+    let (side, first) = (cfg.patches_per_side(), cfg.has_cls as usize);
+    vision.embed(&mut rec, vs)?;
+    vision.block(&mut rec, vs, 0, cfg.n_pos())?;
+    rec.stage("prune");
+    let h = prune.window_scores(&mut rec, &vs.x, side, w, cfg.n_embd, first)?;
+    let done = rec.finish()?;
+    record_gpu(report, &done.stage_ms);
+    let m = Stage1::decide(&done.f32(h), threshold, side, w);
+    let mut rec = Recorder::new(gpu);
+    rec.stage("prune");
+    prune.merge(&mut rec, &vs.x, cfg.n_embd, first, &m)?;
+    rec.stage("vision");
+    let n = first + m.n_tokens();
+    for il in 1..vision.n_blocks() {
+        vision.block(&mut rec, vs, il, n)?;
+    }
+    vision.finish(&mut rec, vs, n)?;
+    Ok((rec, m))
 }
 
 /// The pruning buffers for `vision`'s tiles, `tiles` per frame.

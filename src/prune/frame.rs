@@ -63,19 +63,22 @@ pub struct FrameFlops {
 }
 
 impl FrameFlops {
-    /// The vision tower over `tiles` tiles (token pruning after the tower does not shrink it),
-    /// the selection's own work, and the projector for the tokens sent on.
+    /// The vision tower over the tiles (`block_tokens[t][i]`: the tokens block i of tile t ran
+    /// on; token selection after the tower does not shrink it), the selection's own work, and
+    /// the projector for the tokens sent on.
     pub fn vision(
         c: &VisionConfig,
         mlp_hidden: Option<usize>,
-        tiles: usize,
+        block_tokens: &[Vec<usize>],
         choices: Option<&[TileChoice]>,
     ) -> FrameFlops {
-        let tower = tiles as f64 * flops::vision_dense(c);
+        let tiles = block_tokens.len();
+        let dense_tower = tiles as f64 * flops::vision_dense(c);
+        let tower: f64 = block_tokens.iter().map(|b| flops::vision(c, b)).sum();
         let dense_tokens = c.tokens_per_tile();
         let proj_dense = tiles as f64 * flops::projector(c, dense_tokens, mlp_hidden);
         let mut f = FrameFlops::default();
-        f.stages.push(("vision".into(), tower, tower));
+        f.stages.push(("vision".into(), dense_tower, tower));
         let (select, proj) = match choices {
             None => (0.0, proj_dense),
             Some(ch) => (

@@ -9,3 +9,4 @@ pub mod plan;
 pub mod report;
 pub mod select;
 pub mod tokens;
+pub mod windows;

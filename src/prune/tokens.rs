@@ -7,10 +7,12 @@
 //! token.
 
 use crate::gpu::kernels::{
-    self, GatherArgs, ReceivedArgs, assign_targets, attention_received, gather_merge, group_mean, select_top_k,
+    self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, gather_merge, group_mean,
+    select_top_k,
 };
 use crate::gpu::{Error, Finished, Gpu, ReadHandle, Recorder, Tensor};
 use crate::prune::report::{PatchFate, PatchGrid};
+use crate::prune::windows::Stage1;
 
 /// One tile's vision output as the pruning sees it.
 pub struct TileTokens<'a> {
@@ -29,6 +31,9 @@ pub struct TileTokens<'a> {
     pub rows: &'a Tensor,
     pub n_rows: usize,
     pub width: usize,
+    /// MustDrop stage 1 merged the tower's tokens (`n_pos` of them in `qkv`): pixel-shuffle
+    /// scores are spread back to the patches before pooling.
+    pub merged: Option<&'a Stage1>,
 }
 
 impl TileTokens<'_> {
@@ -207,17 +212,27 @@ impl PruneScratch {
             ..Default::default()
         };
         attention_received(rec, t.qkv, t.qkv, &self.stats, args)?;
-        group_mean(rec, t.qkv, &self.keys, t.n_pos, hd, t.n_head, d, 3 * d)?;
+        let heads = GroupMean { n: t.n_pos, w: hd, groups: t.n_head, x_offset: d, x_stride: 3 * d, y_offset: 0 };
+        group_mean(rec, t.qkv, &self.keys, heads)?;
         let Some((side, s)) = t.shuffle else {
             return Ok((&self.stats, &self.keys, hd));
         };
         let m = t.n_rows;
+        if let Some(merged) = t.merged {
+            // Every patch takes its merged token's score (no CLS with a pixel shuffle).
+            let owner: Vec<u32> = merged.owner().iter().map(|&o| o as u32).collect();
+            let list = rec.gpu().upload_u32(&owner, "prune.owner")?;
+            let args = GatherArgs { width: 1, n_kept: owner.len(), x_stride: 1, ..Default::default() };
+            gather_merge(rec, &self.stats, &list, &list, &self.scores_shuffled, args)?;
+            rec.copy(&self.scores_shuffled, 0, &self.stats, 0, owner.len());
+        }
         // Scores: shuffle the [n_pos, 1] column into [m, s s], then average each row; keys
         // likewise at width hd.
         kernels::pixel_shuffle(rec, &self.stats, &self.scores_shuffled, side, 1, s)?;
-        group_mean(rec, &self.scores_shuffled, &self.scores_pooled, m, 1, s * s, 0, s * s)?;
+        let pool = |w: usize| GroupMean { n: m, w, groups: s * s, x_offset: 0, x_stride: s * s * w, y_offset: 0 };
+        group_mean(rec, &self.scores_shuffled, &self.scores_pooled, pool(1))?;
         kernels::pixel_shuffle(rec, &self.keys, &self.keys_shuffled, side, hd, s)?;
-        group_mean(rec, &self.keys_shuffled, &self.keys_pooled, m, hd, s * s, 0, s * s * hd)?;
+        group_mean(rec, &self.keys_shuffled, &self.keys_pooled, pool(hd))?;
         Ok((&self.scores_pooled, &self.keys_pooled, hd))
     }
 
@@ -255,6 +270,53 @@ impl PruneScratch {
             .collect();
         set.sort_unstable();
         set
+    }
+
+    /// MustDrop stage 1: records the window scores of the `side x side` patch rows of `x`
+    /// (`[_, d]`, patches from row `first`) and returns their read handle.
+    pub fn window_scores(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        side: usize,
+        w: usize,
+        d: usize,
+        first: usize,
+    ) -> Result<ReadHandle, Error> {
+        kernels::window_similarity(rec, x, &self.stats, side, w, d, first)?;
+        Ok(rec.read(&self.stats, 0, (side / w).pow(2)))
+    }
+
+    /// MustDrop stage 1: replaces the patch rows of `x` (`[_, d]`, patches from row `first`; a
+    /// CLS row before them stays) by the tokens of `m`: each merged window's mean, then the
+    /// other patches in raster order.
+    pub fn merge(&self, rec: &mut Recorder, x: &Tensor, d: usize, first: usize, m: &Stage1) -> Result<(), Error> {
+        let list: Vec<u32> = m.sources().iter().flatten().map(|&p| (first + p) as u32).collect();
+        self.gather(rec, x, d, &list)?;
+        let (r, ww) = (m.merged.len(), m.w * m.w);
+        let means = GroupMean { n: r, w: d, groups: ww, x_offset: 0, x_stride: ww * d, y_offset: first * d };
+        if r > 0 {
+            group_mean(rec, &self.out, x, means)?;
+        }
+        let rest = list.len() - r * ww;
+        rec.copy(&self.out, r * ww * d, x, (first + r) * d, rest * d);
+        Ok(())
+    }
+
+    /// MustDrop stage 1 undone before a pixel shuffle: every patch row of `x` gets the merged
+    /// token that holds it back.
+    pub fn unmerge(&self, rec: &mut Recorder, x: &Tensor, d: usize, first: usize, m: &Stage1) -> Result<(), Error> {
+        let list: Vec<u32> = m.owner().iter().map(|&t| (first + t) as u32).collect();
+        self.gather(rec, x, d, &list)?;
+        rec.copy(&self.out, 0, x, first * d, list.len() * d);
+        Ok(())
+    }
+
+    /// `self.out` = rows `list` of `x` (`[_, d]`), packed.
+    fn gather(&self, rec: &mut Recorder, x: &Tensor, d: usize, list: &[u32]) -> Result<(), Error> {
+        let order = rec.gpu().upload_u32(list, "prune.gather")?;
+        let args = GatherArgs { width: d, n_kept: list.len(), x_stride: d, ..Default::default() };
+        gather_merge(rec, x, &order, &order, &self.out, args)
     }
 
     /// Reads the frame's index lists back with the frame's last submit.

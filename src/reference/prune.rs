@@ -183,6 +183,49 @@ pub fn visionzip(
     VisionZipOut { dominant: dominant_idx, targets, assigned, rows }
 }
 
+/// MustDrop stage 1 as published: the mean pairwise cosine of each whole `w x w` window of the
+/// `side x side` patch rows of `x` (`[first + side^2, d]`, patches from row `first`), over the
+/// w^2 (w^2 - 1) ordered pairs of distinct tokens.
+pub fn window_similarity(x: &[f32], side: usize, d: usize, w: usize, first: usize) -> Vec<f32> {
+    let row = |p: usize| &x[(first + p) * d..(first + p + 1) * d];
+    let cos = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na = a.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let nb = b.iter().map(|v| v * v).sum::<f32>().sqrt();
+        dot / (na * nb).max(1e-30)
+    };
+    let per_side = side / w;
+    (0..per_side * per_side)
+        .map(|i| {
+            let cells: Vec<usize> =
+                (0..w * w).map(|k| (i / per_side * w + k / w) * side + i % per_side * w + k % w).collect();
+            let mut sum = 0.0;
+            for &a in &cells {
+                for &b in &cells {
+                    if a != b {
+                        sum += cos(row(a), row(b));
+                    }
+                }
+            }
+            sum / (w * w * (w * w - 1)) as f32
+        })
+        .collect()
+}
+
+/// The rows after MustDrop's merge: row 0 kept when `has_cls`, then for each token of
+/// `sources` (patch lists, as `prune::windows::Stage1::sources`) the mean of its patches' rows.
+pub fn merge_rows(x: &[f32], d: usize, has_cls: bool, sources: &[Vec<usize>]) -> Vec<f32> {
+    let first = has_cls as usize;
+    let mut out = x[..first * d].to_vec();
+    for cells in sources {
+        for e in 0..d {
+            let sum: f32 = cells.iter().map(|&p| x[(first + p) * d + e]).sum();
+            out.push(sum / cells.len() as f32);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

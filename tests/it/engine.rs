@@ -236,8 +236,13 @@ fn engine_in_llm_dropping_fastv_and_mustdrop() {
             engine.ask(&img, "What is it?", &opts, &mut |_| {}).unwrap()
         };
         let dense = ask(&mut engine, "none");
-        let same = ask(&mut engine, "mustdrop:64,global=0,individual=0");
+        // Nothing merges (threshold 1) and nothing drops (thresholds 0): the split vision pass,
+        // the stage submits and the position bookkeeping must not change a bit.
+        let same = ask(&mut engine, "mustdrop:64,merge=1,global=0,individual=0");
         assert_eq!(same.tokens, dense.tokens, "{preset}: MustDrop dropping nothing differs from dense");
+        let p = same.report.pruning.unwrap();
+        assert_eq!(p.stages[0].name, "mustdrop.stage1");
+        assert_eq!(p.stages[0].tokens_out, p.stages[0].tokens_in);
         let n_image = dense.report.image_tokens;
 
         let fastv = ask(&mut engine, "fastv:25%,layer=3");
@@ -251,7 +256,7 @@ fn engine_in_llm_dropping_fastv_and_mustdrop() {
         assert!(fastv.report.kv_bytes_used < dense.report.kv_bytes_used);
         assert_eq!(fastv.tokens.len(), 8, "{preset}: decoding continues after the drop");
 
-        let must = ask(&mut engine, "mustdrop:64,global=0.05,individual=0.5");
+        let must = ask(&mut engine, "mustdrop:64,merge=1,global=0.05,individual=0.5");
         let p = must.report.pruning.unwrap();
         let layers = &p.llm_tokens_per_layer;
         assert!(layers.windows(2).all(|w| w[1] <= w[0]), "{preset}: {layers:?}");
@@ -264,5 +269,39 @@ fn engine_in_llm_dropping_fastv_and_mustdrop() {
         // Stage 3: every layer's cache holds the survivors (plus text), so fewer bytes.
         assert!(must.report.kv_bytes_used < dense.report.kv_bytes_used);
         assert!(p.flops_executed < p.flops_dense);
+    }
+}
+
+/// MustDrop stage 1 end to end: with a threshold every window passes, each whole 3 x 3 window
+/// merges into one token; the ViT's later blocks and (for an mlp projector) the LLM see fewer
+/// tokens, idefics3 copies merged tokens back before its pixel shuffle and keeps its count.
+#[test]
+fn engine_mustdrop_stage1_merges_windows() {
+    use glimpse::prune::report::PatchFate;
+    if gpu().is_none() {
+        return;
+    }
+    for preset in ["tiny-llava", "tiny"] {
+        let dir = temp_dir(&format!("engine_stage1_{preset}"));
+        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let c = engine.vision().cfg.clone();
+        let opts = AskOptions { max_tokens: 4, max_tiles: Some(1), ..Default::default() };
+        let dense = engine.ask(&picture(64, 64), "What?", &opts, &mut |_| {}).unwrap();
+        let opts = AskOptions { prune: "mustdrop:64,merge=-1,stage2=off".parse().unwrap(), ..opts };
+        let a = engine.ask(&picture(64, 64), "What?", &opts, &mut |_| {}).unwrap();
+        let p = a.report.pruning.unwrap();
+        let side = c.patches_per_side();
+        let windows = (side / 3).pow(2);
+        let stage1 = &p.stages[0];
+        assert_eq!(stage1.name, "mustdrop.stage1");
+        assert_eq!(stage1.tokens_out, side * side - 8 * windows, "{preset}");
+        assert_eq!(stage1.grids[0].count(PatchFate::Merged), 8 * windows);
+        let want_image = if c.has_cls { side * side - 8 * windows } else { c.tokens_per_tile() };
+        assert_eq!(a.report.image_tokens, want_image, "{preset}");
+        assert_eq!(dense.report.image_tokens, c.tokens_per_tile());
+        let vision = p.flops_by_stage.iter().find(|s| s.0 == "vision").unwrap();
+        assert!(vision.2 < vision.1, "{preset}: later ViT blocks ran on fewer tokens: {vision:?}");
+        assert!(a.tokens.len() <= 4);
     }
 }

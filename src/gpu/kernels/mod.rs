@@ -29,6 +29,7 @@ pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
         "token_select" => (include_str!("../../../shaders/token_select.wgsl"), false),
         "token_assign" => (include_str!("../../../shaders/token_assign.wgsl"), false),
         "token_gather" => (include_str!("../../../shaders/token_gather.wgsl"), false),
+        "token_windows" => (include_str!("../../../shaders/token_windows.wgsl"), false),
         other => return Err(Error::Shader { shader: other.to_string(), message: "no such shader".into() }),
     };
     Ok(if reads_blocks { format!("{DEQUANT}\n{body}") } else { body.to_string() })
@@ -54,6 +55,7 @@ pub const SHADERS: &[&str] = &[
     "token_select",
     "token_assign",
     "token_gather",
+    "token_windows",
 ];
 
 /// Workgroup counts for `n_groups` groups of a 1-D kernel. Past 65535 (WebGPU's guaranteed
@@ -98,10 +100,12 @@ pub use attention_received::{
     ReceivedArgs, attention_received, attention_received_max, received_max_offset, received_stats_len,
 };
 pub mod token_pool;
-pub use token_pool::group_mean;
+pub use token_pool::{GroupMean, group_mean};
 pub mod token_select;
 pub use token_select::select_top_k;
 pub mod token_assign;
 pub use token_assign::assign_targets;
 pub mod token_gather;
 pub use token_gather::{GatherArgs, gather_merge};
+pub mod token_windows;
+pub use token_windows::window_similarity;

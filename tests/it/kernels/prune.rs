@@ -3,8 +3,8 @@
 //! inputs of awkward sizes; together they must reproduce VisionZip's published selection.
 
 use glimpse::gpu::kernels::{
-    self, GatherArgs, ReceivedArgs, assign_targets, attention_received, attention_received_max, gather_merge,
-    group_mean, select_top_k,
+    self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, attention_received_max,
+    gather_merge, group_mean, select_top_k,
 };
 use glimpse::gpu::{Gpu, Recorder, Tensor};
 use glimpse::prune::select;
@@ -179,7 +179,8 @@ fn group_mean_gives_head_mean_keys_and_pooled_groups() {
     let x = gpu.upload_f32(&qkv, "qkv").unwrap();
     let y = poisoned(gpu, want.len() + 1);
     let mut rec = Recorder::new(gpu);
-    group_mean(&mut rec, &x, &y, n, hd, n_head, d, 3 * d).unwrap();
+    let heads = GroupMean { n, w: hd, groups: n_head, x_offset: d, x_stride: 3 * d, y_offset: 0 };
+    group_mean(&mut rec, &x, &y, heads).unwrap();
     let h = rec.read(&y, 0, want.len() + 1);
     let got = rec.finish().unwrap().f32(h);
     assert_eq!(got[want.len()], POISON, "group_mean wrote past the end");
@@ -195,7 +196,8 @@ fn group_mean_gives_head_mean_keys_and_pooled_groups() {
         let mut rec = Recorder::new(gpu);
         kernels::pixel_shuffle(&mut rec, &xt, &shuffled, side, w, s).unwrap();
         let m = want.len() / w;
-        group_mean(&mut rec, &shuffled, &y, m, w, s * s, 0, s * s * w).unwrap();
+        let pool = GroupMean { n: m, w, groups: s * s, x_offset: 0, x_stride: s * s * w, y_offset: 0 };
+        group_mean(&mut rec, &shuffled, &y, pool).unwrap();
         let h = rec.read(&y, 0, want.len());
         let got = rec.finish().unwrap().f32(h);
         assert_close(&format!("pooled groups side={side} s={s} w={w}"), &got, &want, POOL_TOL);
@@ -305,4 +307,63 @@ fn visionzip_selection_matches_published_algorithm() {
     visionzip_case(gpu, 4, 50, 8, 3, false, 50, 0);
     visionzip_case(gpu, 5, 31, 4, 9, true, 1, 30);
     visionzip_case(gpu, 6, 100, 9, 130, false, 12, 0);
+}
+
+/// MustDrop stage 1 on the GPU (window scores, merge, unmerge) against the published algorithm.
+#[test]
+fn mustdrop_windows_merge_and_unmerge_match_reference() {
+    use glimpse::gpu::kernels::window_similarity;
+    use glimpse::prune::tokens::PruneScratch;
+    use glimpse::prune::windows::Stage1;
+    let Some(gpu) = gpu() else { return };
+    // (side, window, d, CLS): LLaVA-like 3 x 3 on a grid that 3 divides, SmolVLM-like 32 x 32
+    // (two leftover rows and columns), 2 x 2 windows.
+    for (case, &(side, w, d, cls)) in [(12, 3, 20, true), (32, 3, 9, false), (10, 2, 7, false)].iter().enumerate() {
+        let first = cls as usize;
+        let n = first + side * side;
+        let mut rng = Rng(40 + case as u64);
+        // Neighbours share a base vector per 3 x 3 block so some windows pass 0.8 and some not.
+        let base: Vec<f32> = rng.vec(n * d, 1.0);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| {
+                let (p, e) = (i / d, i % d);
+                let (r, c) = (p.saturating_sub(first) / side, p.saturating_sub(first) % side);
+                let block = (r / 3 * side + c / 3) * d + e;
+                base[block % (n * d)] * if (r / 3 + c / 3) % 2 == 0 { 4.0 } else { 0.3 } + base[i] * 0.5
+            })
+            .collect();
+        let want = reference::window_similarity(&x, side, d, w, first);
+        let xt = gpu.upload_f32(&x, "x").unwrap();
+        let scores = poisoned(gpu, want.len() + 1);
+        let mut rec = Recorder::new(gpu);
+        window_similarity(&mut rec, &xt, &scores, side, w, d, first).unwrap();
+        let h = rec.read(&scores, 0, want.len() + 1);
+        let got = rec.finish().unwrap().f32(h);
+        let what = format!("window_similarity side={side} w={w} d={d}");
+        assert_eq!(got[want.len()], POISON, "{what} wrote past the end");
+        assert_close(&what, &got[..want.len()], &want, 1e-5);
+        let m = Stage1::decide(&want, 0.8, side, w);
+        assert!(!m.merged.is_empty() && m.merged.len() < want.len(), "{what}: the case merges some windows: {want:?}");
+
+        let scratch = PruneScratch::new(gpu, n, 1, d, n, d, 1).unwrap();
+        let mut rec = Recorder::new(gpu);
+        scratch.merge(&mut rec, &xt, d, first, &m).unwrap();
+        let h = rec.read(&xt, 0, (first + m.n_tokens()) * d);
+        let got = rec.finish().unwrap().f32(h);
+        let merged = reference::merge_rows(&x, d, cls, &m.sources());
+        assert_close(&format!("{what}: merged rows"), &got, &merged, 1e-6);
+
+        let mut rec = Recorder::new(gpu);
+        scratch.unmerge(&mut rec, &xt, d, first, &m).unwrap();
+        let h = rec.read(&xt, 0, n * d);
+        let got = rec.finish().unwrap().f32(h);
+        let owner = m.owner();
+        let want: Vec<f32> = (0..n * d)
+            .map(|i| {
+                let (p, e) = (i / d, i % d);
+                if p < first { x[i] } else { merged[(first + owner[p - first]) * d + e] }
+            })
+            .collect();
+        assert_close(&format!("{what}: unmerged rows"), &got, &want, 1e-6);
+    }
 }
