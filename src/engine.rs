@@ -23,9 +23,10 @@ use crate::model::tokenizer::Tokenizer;
 use crate::model::vision::{VisionScratch, VisionTower};
 use crate::prune::frame::{self, FrameFlops};
 use crate::prune::llm::LlmPlan;
-use crate::prune::plan::{Method, PrunePlan};
+use crate::prune::plan::{DEFAULT_HEAD_THRESHOLD, Method, PrunePlan};
 use crate::prune::report::PatchFate;
 use crate::prune::report::{FrameReport, PatchGrid, StageReport};
+use crate::prune::select;
 use crate::prune::tokens::{PruneScratch, TileChoice, TileRecord, TileTokens};
 use crate::prune::windows::Stage1;
 
@@ -248,20 +249,14 @@ impl Engine {
         self.history = messages;
         let out = self.prefill(&pre, &rendered, choices.as_deref(), opts, &mut report)?;
         let mut answer = self.generate(out.token, opts, &mut report, on_text)?;
-        answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, choices.as_deref(), &out, &answer.report));
+        answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, &out, &answer.report));
         self.history.push(Message::text("assistant", &answer.text));
         Ok(answer)
     }
 
     /// The frame's pruning report: what each stage kept and the FLOPs, dense next to executed.
-    fn frame_report(
-        &self,
-        plan: &PrunePlan,
-        pre: &Preprocessed,
-        choices: Option<&[TileChoice]>,
-        out: &Prefilled,
-        r: &AskReport,
-    ) -> FrameReport {
+    fn frame_report(&self, plan: &PrunePlan, pre: &Preprocessed, out: &Prefilled, r: &AskReport) -> FrameReport {
+        let choices = out.choices.as_deref();
         let (vc, tc) = (&self.vision.cfg, &self.text.cfg);
         let tiles = pre.n_images();
         let dense_tokens = tiles * vc.tokens_per_tile();
@@ -371,6 +366,14 @@ impl Engine {
         let mut rec = Recorder::new(&self.gpu);
         let mut tile_out: Vec<TileOut> = Vec::with_capacity(tiles);
         let mut records: Vec<(usize, TileRecord)> = Vec::new();
+        let mut used: Vec<TileChoice> = Vec::new();
+        let adaptive = match &opts.prune.method {
+            Method::Adaptive(p) if p.head_threshold != DEFAULT_HEAD_THRESHOLD => {
+                return Err(Error::Unsupported("adaptive head trimming (heads=) is not implemented yet".into()));
+            }
+            Method::Adaptive(p) => Some(p.mass),
+            _ => None,
+        };
         let mut staged = 0;
         for index in 0..tiles {
             rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
@@ -405,7 +408,20 @@ impl Engine {
                 let t = TileTokens { n_pos: n_rows, merged: merged.as_ref(), ..self.tile_tokens(&tokens) };
                 self.prune.key_set(&mut rec, &t, key_set_size(share, t.n_visual()), index)?;
             }
-            let count = match choices.map(|c| &c[index]) {
+            let choice = match (choices, adaptive) {
+                (Some(c), _) => Some(c[index].clone()),
+                (None, Some(mass)) => {
+                    // The tile's own attention decides its budget: one submit to read the scores.
+                    rec.stage("prune");
+                    let h = self.prune.scores(&mut rec, &self.tile_tokens(&tokens))?;
+                    let done = rec.finish()?;
+                    record_gpu(report, &done.stage_ms);
+                    rec = Recorder::new(&self.gpu);
+                    Some(TileChoice::Keep(select::by_mass(&done.f32(h), mass)))
+                }
+                (None, None) => None,
+            };
+            let count = match &choice {
                 None => {
                     rec.stage("projector");
                     let n = tokens.rows - first;
@@ -416,6 +432,7 @@ impl Engine {
                     rec.stage("prune");
                     let r = self.prune.select(&mut rec, &self.tile_tokens(&tokens), choice, index)?;
                     records.push((index, r));
+                    used.push(choice.clone());
                     rec.stage("projector");
                     let n = choice.n_out();
                     self.projector.project(&mut rec, &cfg, &self.ps, &self.prune.out, 0, n, &staging, staged)?;
@@ -518,14 +535,14 @@ impl Engine {
                 tokens_out: kept,
             });
         }
-        if let (Some(reads), Some(choices)) = (reads, choices) {
+        if let Some(reads) = reads {
             let recs: Vec<TileRecord> = records.iter().map(|(_, r)| r.clone()).collect();
             let mut grids: Vec<PatchGrid> = self.prune.decode_report(&done, &reads, &recs);
             for (g, (index, _)) in grids.iter_mut().zip(&records) {
                 g.tile = *index;
             }
-            let kept = choices.iter().map(TileChoice::n_out).sum();
-            let name = choice_stage(&choices[0]).into();
+            let kept = used.iter().map(TileChoice::n_out).sum();
+            let name = opts.prune.name().into();
             stages.push(StageReport { name, grids, tokens_in: tiles * per_tile, tokens_out: kept });
         }
         let n_layer = self.text.cfg.n_layer;
@@ -560,7 +577,16 @@ impl Engine {
                 (0..cfg.n_layer_run).map(|il| if il == 0 { cfg.n_pos() } else { merged }).collect()
             })
             .collect();
-        Ok(Prefilled { token, stages, layer_rows, layer_images, cached_rows: self.kv.rows.clone(), vision_tokens })
+        let choices = (!used.is_empty()).then_some(used);
+        Ok(Prefilled {
+            token,
+            stages,
+            layer_rows,
+            layer_images,
+            cached_rows: self.kv.rows.clone(),
+            vision_tokens,
+            choices,
+        })
     }
 
     fn tile_tokens<'a>(&'a self, tokens: &crate::model::projector::ConnectorTokens<'a>) -> TileTokens<'a> {
@@ -677,6 +703,8 @@ pub struct Prefilled {
     layer_images: Vec<usize>,
     cached_rows: Vec<usize>,
     vision_tokens: Vec<Vec<usize>>,
+    /// What each tile kept, when a selection ran after the tower.
+    choices: Option<Vec<TileChoice>>,
 }
 
 /// One tile's vision output: where its projected rows sit in the staging buffer, how many, and
@@ -756,14 +784,6 @@ fn prune_scratch(gpu: &Gpu, vision: &VisionTower, tiles: usize) -> Result<PruneS
     let s = c.scale_factor.max(1);
     let (rows, width) = (c.n_pos().max(c.tokens_per_tile()), c.n_embd * s * s);
     Ok(PruneScratch::new(gpu, c.n_pos(), c.n_head, c.n_embd / c.n_head, rows, width, tiles)?)
-}
-
-/// The report name of the stage a tile choice runs.
-fn choice_stage(c: &TileChoice) -> &'static str {
-    match c {
-        TileChoice::VisionZip { .. } => "visionzip",
-        TileChoice::Keep(_) => "select",
-    }
 }
 
 fn ms(t: Instant) -> f64 {

@@ -17,43 +17,34 @@ pub fn choose(plan: &PrunePlan, tiles: usize, side: usize) -> Result<Option<Vec<
     let per_tile = side * side;
     let total = tiles * per_tile;
     let budget = plan.budget_tokens(total);
-    // FastV and MustDrop drop inside the LLM (crate::prune::llm).
-    let in_llm = matches!(plan.method, Method::FastV(_) | Method::MustDrop(_));
-    if matches!(plan.method, Method::None) || in_llm || budget >= total || tiles == 0 {
+    // FastV and MustDrop drop inside the LLM (crate::prune::llm); adaptive chooses per tile
+    // from the tile's attention (the engine reads its scores back).
+    let later = matches!(plan.method, Method::FastV(_) | Method::MustDrop(_) | Method::Adaptive(_));
+    if matches!(plan.method, Method::None) || later || budget >= total || tiles == 0 {
         return Ok(None);
     }
     let share = |i: usize| (budget / tiles + usize::from(i < budget % tiles)).max(1);
-    (0..tiles)
-        .map(|i| {
-            let b = share(i);
-            Ok(match &plan.method {
-                Method::VisionZip(p) => {
-                    // With several tiles, explicit counts apply to the whole frame: scale them.
-                    let params = if tiles == 1 {
-                        p.clone()
-                    } else {
-                        let scale = |v: Option<usize>| v.map(|v| (v * b).div_ceil(budget));
-                        crate::prune::plan::VisionZipParams { dominant: scale(p.dominant), contextual: None }
-                    };
-                    let (dominant, contextual) = visionzip_split(&params, b)?;
-                    TileChoice::VisionZip { dominant, contextual }
-                }
-                Method::Random(p) => TileChoice::Keep(select::random(per_tile, b, p.seed.wrapping_add(i as u64))),
-                Method::Grid => TileChoice::Keep(select::grid(side, side, b)),
-                other => {
-                    return Err(PlanError::Spec {
-                        part: plan.name().to_string(),
-                        reason: format!("{} is parsed but not implemented in the engine yet", method_name(other)),
-                    });
-                }
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-fn method_name(m: &Method) -> &'static str {
-    PrunePlan { method: m.clone(), budget: None }.name()
+    let mut out = Vec::with_capacity(tiles);
+    for i in 0..tiles {
+        let b = share(i);
+        out.push(match &plan.method {
+            Method::VisionZip(p) => {
+                // With several tiles, explicit counts apply to the whole frame: scale them.
+                let params = if tiles == 1 {
+                    p.clone()
+                } else {
+                    let scale = |v: Option<usize>| v.map(|v| (v * b).div_ceil(budget));
+                    crate::prune::plan::VisionZipParams { dominant: scale(p.dominant), contextual: None }
+                };
+                let (dominant, contextual) = visionzip_split(&params, b)?;
+                TileChoice::VisionZip { dominant, contextual }
+            }
+            Method::Random(p) => TileChoice::Keep(select::random(per_tile, b, p.seed.wrapping_add(i as u64))),
+            Method::Grid => TileChoice::Keep(select::grid(side, side, b)),
+            Method::None | Method::FastV(_) | Method::MustDrop(_) | Method::Adaptive(_) => return Ok(None),
+        });
+    }
+    Ok(Some(out))
 }
 
 /// FLOPs of a frame per stage, dense and executed.
@@ -164,10 +155,9 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_methods_are_errors_not_silently_dense() {
-        let e = choose(&plan("adaptive:0.9"), 1, 24).unwrap_err().to_string();
-        assert!(e.contains("not implemented"), "{e}");
-        // In-LLM methods leave the vision side dense.
+    fn methods_that_choose_later_leave_choices_empty() {
+        // In-LLM and adaptive methods choose later.
         assert_eq!(choose(&plan("fastv:64"), 1, 24).unwrap(), None);
+        assert_eq!(choose(&plan("adaptive:0.9"), 1, 24).unwrap(), None);
     }
 }

@@ -128,13 +128,13 @@ impl Default for MustDropParams {
 pub struct AdaptiveParams {
     /// Keep the fewest visual tokens whose attention mass reaches this share of the total, in (0, 1].
     pub mass: f32,
-    /// A head carrying less than this share of the attention mass is trimmed, in [0, 1). Default
-    /// 0.02: about a third of an even share with 16 heads, two thirds with 32.
+    /// A head carrying less than this share of the attention mass is trimmed, in [0, 1).
+    /// Default 0: no head trimming (the engine does not trim heads yet and refuses `heads=`).
     pub head_threshold: f32,
 }
 
-/// The default [`AdaptiveParams::head_threshold`].
-const DEFAULT_HEAD_THRESHOLD: f32 = 0.02;
+/// The default [`AdaptiveParams::head_threshold`]: no head trimming.
+pub const DEFAULT_HEAD_THRESHOLD: f32 = 0.0;
 
 /// FastV settings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -589,9 +589,9 @@ mod tests {
         );
         assert_eq!(
             parse("adaptive:0.9"),
-            PrunePlan { method: Method::Adaptive(AdaptiveParams { mass: 0.9, head_threshold: 0.02 }), budget: None }
+            PrunePlan { method: Method::Adaptive(AdaptiveParams { mass: 0.9, head_threshold: 0.0 }), budget: None }
         );
-        assert_eq!(parse("adaptive:0.9,heads=0.02"), parse("adaptive:0.9"));
+        assert_eq!(parse("adaptive:0.9,heads=0"), parse("adaptive:0.9"));
         assert_eq!(parse("fastv:50%").method, Method::FastV(FastVParams { layer: 2 }));
         assert_eq!(
             parse("fastv:64,layer=2"),
@@ -621,7 +621,7 @@ mod tests {
         }
         assert_eq!(parse("visionzip:64").to_string(), "visionzip:64");
         assert_eq!(parse("grid:12.5%").to_string(), "grid:12.5%");
-        assert_eq!(parse("adaptive:0.9,heads=0.02").to_string(), "adaptive:0.9");
+        assert_eq!(parse("adaptive:0.9,heads=0").to_string(), "adaptive:0.9");
         assert_eq!(parse("fastv:64,layer=3").to_string(), "fastv:64,layer=3");
         assert_eq!(
             parse(EXAMPLES[5]).to_string(),

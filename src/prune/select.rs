@@ -101,6 +101,25 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
+/// The fewest tokens whose scores hold at least `mass` (0..=1) of the total, highest first
+/// (ties to the lower index), returned ascending; at least one. Negative or NaN scores count 0.
+pub fn by_mass(scores: &[f32], mass: f32) -> Vec<usize> {
+    let clean: Vec<f32> = scores.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+    let total: f64 = clean.iter().map(|&v| f64::from(v)).sum();
+    let mut idx: Vec<usize> = (0..clean.len()).collect();
+    idx.sort_by(|&a, &b| clean[b].total_cmp(&clean[a]).then(a.cmp(&b)));
+    let goal = f64::from(mass.clamp(0.0, 1.0)) * total;
+    let mut held = 0.0;
+    let mut k = 0;
+    while k < idx.len() && (k == 0 || held < goal) {
+        held += f64::from(clean[idx[k]]);
+        k += 1;
+    }
+    idx.truncate(k);
+    idx.sort_unstable();
+    idx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +198,18 @@ mod tests {
         assert_eq!(top_k(&[f32::NAN, -1.0, f32::NEG_INFINITY], 2), vec![1, 2]);
         assert_eq!(top_k(&[0.0, -0.0, 1.0], 2), vec![0, 2]);
         assert_eq!(top_k(&[-0.0, 0.0, 1.0], 2), vec![0, 2]);
+    }
+
+    /// Scores 0.5, 0.25, 0.125, 0.125 (total 1, exact in binary): 50% is held by the first
+    /// token, 60% needs two, 80% three (ties to the lower index), 100% all four.
+    #[test]
+    fn by_mass_by_hand() {
+        let s = [0.25, 0.5, 0.125, 0.125];
+        assert_eq!(by_mass(&s, 0.5), vec![1]);
+        assert_eq!(by_mass(&s, 0.6), vec![0, 1]);
+        assert_eq!(by_mass(&s, 0.8), vec![0, 1, 2]);
+        assert_eq!(by_mass(&s, 1.0), vec![0, 1, 2, 3]);
+        assert_eq!(by_mass(&[0.0, 0.0], 0.9), vec![0]);
+        assert_eq!(by_mass(&[], 0.9), Vec::<usize>::new());
     }
 }

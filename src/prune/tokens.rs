@@ -272,6 +272,14 @@ impl PruneScratch {
         set
     }
 
+    /// Records the attention score of each of the tile's visual tokens (VisionZip's: CLS row or
+    /// attention received, pooled per shuffle group; CLS itself excluded) and returns their read
+    /// handle.
+    pub fn scores(&self, rec: &mut Recorder, t: &TileTokens) -> Result<ReadHandle, Error> {
+        let (scores, _, _) = self.scores_and_keys(rec, t)?;
+        Ok(rec.read(scores, t.has_cls as usize, t.n_visual()))
+    }
+
     /// MustDrop stage 1: records the window scores of the `side x side` patch rows of `x`
     /// (`[_, d]`, patches from row `first`) and returns their read handle.
     pub fn window_scores(

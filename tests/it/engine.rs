@@ -305,3 +305,40 @@ fn engine_mustdrop_stage1_merges_windows() {
         assert!(a.tokens.len() <= 4);
     }
 }
+
+/// Adaptive budgets: each tile keeps the fewest tokens holding the asked share of its attention
+/// mass, so the count grows with the share; the overlay marks exactly the kept tokens, and head
+/// trimming (not built yet) is refused rather than ignored.
+#[test]
+fn engine_adaptive_keeps_an_attention_mass_share() {
+    use glimpse::prune::report::PatchFate;
+    if gpu().is_none() {
+        return;
+    }
+    for preset in ["tiny-llava", "tiny"] {
+        let dir = temp_dir(&format!("engine_adaptive_{preset}"));
+        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let img = picture(120, 70);
+        let mut last = 0;
+        for mass in ["0.2", "0.5", "0.95"] {
+            let opts =
+                AskOptions { max_tokens: 2, prune: format!("adaptive:{mass}").parse().unwrap(), ..Default::default() };
+            let a = engine.ask(&img, "What?", &opts, &mut |_| {}).unwrap();
+            let p = a.report.pruning.unwrap();
+            assert!(
+                p.visual_tokens >= last && p.visual_tokens >= a.report.tiles,
+                "{preset} {mass}: {}",
+                p.visual_tokens
+            );
+            assert!(p.visual_tokens <= p.visual_tokens_dense);
+            let kept: usize = p.stages[0].grids.iter().map(|g| g.count(PatchFate::Kept)).sum();
+            assert_eq!(kept, p.visual_tokens, "{preset} {mass}");
+            last = p.visual_tokens;
+        }
+        assert!(last > 1, "{preset}: 95% of the mass needs more than one token");
+        let opts = AskOptions { prune: "adaptive:0.9,heads=0.1".parse().unwrap(), ..Default::default() };
+        let e = engine.ask(&img, "What?", &opts, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("not implemented"), "{e}");
+    }
+}
