@@ -160,4 +160,45 @@ mod tests {
         assert_eq!(choose(&plan("fastv:64"), 1, 24).unwrap(), None);
         assert_eq!(choose(&plan("adaptive:0.9"), 1, 24).unwrap(), None);
     }
+
+    fn text() -> TextConfig {
+        TextConfig {
+            arch: crate::model::config::TextArch::Llama,
+            n_embd: 4,
+            n_layer: 2,
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 2,
+            n_ff: 8,
+            n_vocab: 10,
+            n_ctx: 16,
+            eps: 1e-5,
+            rope_base: 10000.0,
+            rope_dim: 2,
+            rope_mode: crate::model::config::RopeMode::Pairs,
+            tied_embeddings: true,
+            qkv_bias: false,
+        }
+    }
+
+    /// Prefill with 3 tokens through layer 0 and 1 token through layer 1 (two dropped after
+    /// layer 0), by hand in multiply-adds (x 2 for FLOPs), d = 4, q = 4, kv = 2, ff = 8. A layer
+    /// on n tokens from an empty cache: projections 16n + 2 * 8n + 16n = 48n, attention over
+    /// 1 + ... + n keys at 2 * 4 each, SwiGLU 3 * 32n. n = 3: 144 + 48 + 288 = 480; n = 1:
+    /// 48 + 8 + 96 = 152; the head 4 * 10 = 40. Executed 2 * (480 + 152 + 40) = 1344; dense
+    /// 2 * (480 * 2 + 40) = 2000.
+    #[test]
+    fn prefill_and_decode_flops_follow_the_rows_each_layer_ran() {
+        let c = text();
+        let mut f = FrameFlops::default();
+        f.prefill(&c, 3, &[3, 1]);
+        assert_eq!(f.stages[0], ("prefill".to_string(), 2000.0, 1344.0));
+        // One decode step: layer 0 holds 3 rows, layer 1 one row. A decode layer after p cached
+        // rows: proj 16 + 16 + 16 = 48, keys p + 1 -> 8 (p + 1), ffn 96.
+        // executed = (48 + 32 + 96) + (48 + 16 + 96) + 40 = 376 -> 752; dense 2 * (176 * 2 + 40) = 784.
+        f.decode(&c, 3, &[3, 1], 1);
+        assert_eq!(f.stages[1], ("decode".to_string(), 784.0, 752.0));
+        assert_eq!(f.dense(), 2784.0);
+        assert_eq!(f.executed(), 2096.0);
+    }
 }
