@@ -30,7 +30,7 @@ pub struct CompareRow {
 }
 
 /// Asks `question` about `image` with no pruning, then with each of `methods` at `budget`
-/// (e.g. `25%` or `64`), each timed after a one-token warm-up pass of every plan.
+/// (e.g. `25%` or `64`), each timed after a two-token warm-up pass of every plan.
 pub fn run(
     engine: &mut Engine,
     image: &image::RgbImage,
@@ -45,9 +45,10 @@ pub fn run(
         .iter()
         .map(|s| s.parse::<PrunePlan>().map_err(|e| Error::Unsupported(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    // A one-token pass per plan first, so shader compilation is not timed.
+    // A short pass per plan first (prefill and one decode step), so shader compilation is not
+    // timed.
     for plan in &plans {
-        let warm = AskOptions { prune: plan.clone(), max_tokens: 1, ..base.clone() };
+        let warm = AskOptions { prune: plan.clone(), max_tokens: 2, ..base.clone() };
         engine.ask(image, question, &warm, &mut |_| {})?;
     }
     let mut rows = Vec::new();
@@ -99,12 +100,5 @@ pub fn table(rows: &[CompareRow]) -> String {
 pub fn overlay_image(image: &image::RgbImage, row: &CompareRow) -> Option<image::RgbImage> {
     let p = row.report.as_ref()?;
     let grid = p.stages.last()?.grids.last()?;
-    let title = format!(
-        "{}: {} of {} tokens, {:.1}x fewer FLOPs",
-        row.plan,
-        p.visual_tokens,
-        p.visual_tokens_dense,
-        p.speedup()
-    );
-    Some(overlay::draw_with_legend(&overlay::upscale(image, 768), grid, &title))
+    Some(overlay::draw_with_legend(&overlay::upscale(image, 768), grid, &p.summary()))
 }

@@ -272,14 +272,7 @@ fn write_overlay(path: &std::path::Path, image: &[u8], p: &glimpse::prune::repor
         return Ok(());
     };
     let img = glimpse::prune::overlay::upscale(&glimpse::model::preprocess::decode(image)?, 768);
-    let title = format!(
-        "{}: {} of {} tokens, {:.1}x fewer FLOPs",
-        p.method,
-        p.visual_tokens,
-        p.visual_tokens_dense,
-        p.speedup()
-    );
-    glimpse::prune::overlay::draw_with_legend(&img, grid, &title)
+    glimpse::prune::overlay::draw_with_legend(&img, grid, &p.summary())
         .save(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("overlay: {}", path.display());

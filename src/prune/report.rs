@@ -112,6 +112,13 @@ pub struct FrameReport {
 }
 
 impl FrameReport {
+    /// One line for titles and logs: the method, the visual tokens that made it through the
+    /// last stage out of the dense count, and the FLOPs ratio.
+    pub fn summary(&self) -> String {
+        let kept = self.stages.last().map_or(self.visual_tokens, |s| s.tokens_out);
+        format!("{}: {} of {} tokens, {:.1}x fewer FLOPs", self.method, kept, self.visual_tokens_dense, self.speedup())
+    }
+
     /// How many times fewer FLOPs than dense the frame ran: `flops_dense / flops_executed`, 1.0 when
     /// nothing (or a non-positive amount) was executed.
     pub fn speedup(&self) -> f64 {
