@@ -199,8 +199,8 @@ fn cli_compare_prints_a_row_and_an_overlay_per_method() {
     for m in ["visionzip", "grid"] {
         image::open(pngs.join(format!("{m}.png"))).expect("one overlay per method");
     }
-    // A method the engine does not run yet is an error that says so, exit code 2.
-    let out = run("mustdrop");
+    // An unknown method is an error naming the bad part, exit code 2, before any model work.
+    let out = run("nonsense");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not implemented"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bad --prune part"), "{}", text(&out.stderr));
 }

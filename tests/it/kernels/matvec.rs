@@ -2,6 +2,7 @@
 //! split weights, and copy-bandwidth vs GEMV-bandwidth timing (ignored by default).
 
 use glimpse::gguf::{GgmlType, quant};
+use glimpse::gpu::kernels::matvec::matvec_generic;
 use glimpse::gpu::kernels::{MATVEC_MAX_M, MatmulOpts, matmul, matvec};
 use glimpse::gpu::{Gpu, Recorder};
 use glimpse::reference::ops;
@@ -18,6 +19,8 @@ enum Path {
     Matvec,
     /// `kernels::matmul`, which routes small m to matvec and the rest to the tiled GEMM.
     Matmul,
+    /// `matvec::matvec_generic`: the generic `matvec` entry whatever the type and alignment.
+    Generic,
 }
 
 /// Quantises random `[n, k]` weights to `ty`; returns the bytes and their f32 dequantisation.
@@ -66,6 +69,7 @@ fn run_matvec(gpu: &Gpu, path: Path, ty: GgmlType, m: usize, n: usize, k: usize,
     match path {
         Path::Matvec => matvec(&mut rec, &xt, &w, &yt, m, opts).unwrap(),
         Path::Matmul => matmul(&mut rec, &xt, &w, &yt, m, opts).unwrap(),
+        Path::Generic => matvec_generic(&mut rec, &xt, &w, &yt, m, opts).unwrap(),
     }
     let h = rec.read(&yt, 0, yb.len());
     let got_all = rec.finish().unwrap().f32(h);
@@ -95,6 +99,63 @@ fn matvec_every_type_awkward_shapes() {
             }
         }
     }
+}
+
+#[test]
+fn matvec_generic_every_type() {
+    let Some(gpu) = gpu() else { return };
+    // The generic entry on shapes the per-type entries would take (aligned X, whole vec4s of W).
+    for ty in GgmlType::ALL {
+        let k = 2 * ty.block_size().max(32);
+        for (m, n, pad) in [(1, 16, 0), (3, 40, 4)] {
+            run_matvec(gpu, Path::Generic, ty, m, n, k, m == 3, m == 1, pad);
+        }
+    }
+}
+
+#[test]
+fn matvec_block_entry_and_fallbacks() {
+    let Some(gpu) = gpu() else { return };
+    // `matvec_blocks` (F32, F16, BF16, Q4_0, Q5_0, Q8_0) needs k a multiple of 32, X rows at
+    // multiples of 4 floats and parts of whole 16-byte words (n * row_bytes a multiple of 16).
+    // Every block offset mod 16 occurs (k = 96, 160: rows of 3 and 5 blocks), rows past n in the
+    // last workgroup, strided X and Y (pad 4), all M, the last block of the buffer at every offset.
+    let types = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::F32, GgmlType::F16, GgmlType::BF16];
+    for ty in types {
+        for (m, n, k, pad) in [
+            (1, 8, 96, 0),
+            (1, 40, 576, 0),
+            (1, 1544, 576, 4),
+            (2, 24, 1536, 4),
+            (3, 200, 96, 0),
+            (1, 88, 160, 0),
+            (MATVEC_MAX_M, 16, 64, 8),
+            (MATVEC_MAX_M + 2, 56, 160, 4),
+        ] {
+            run_matvec(gpu, Path::Matvec, ty, m, n, k, m % 2 == 1, m % 2 == 0, pad);
+            run_matvec(gpu, Path::Matmul, ty, m, n, k, m % 2 == 0, m % 2 == 1, pad);
+        }
+        // Fallbacks to `matvec`: X misaligned (pad 5: offset 15, stride k + 5), part bytes not a
+        // multiple of 16 for the quantised types (n = 7, k = 96), k not a multiple of 32 (F*).
+        run_matvec(gpu, Path::Matvec, ty, 2, 40, 576, true, true, 5);
+        run_matvec(gpu, Path::Matvec, ty, 1, 7, 96, false, false, 0);
+        if ty.block_size() == 1 {
+            run_matvec(gpu, Path::Matvec, ty, 3, 16, 36, true, false, 4);
+        }
+    }
+    // Q4_K: whole 256-weight super-blocks (every row and part is 16-byte aligned).
+    for (m, n, k, pad) in [(1, 8, 256, 0), (3, 45, 512, 4), (1, 200, 1536, 0), (MATVEC_MAX_M + 2, 24, 256, 4)] {
+        run_matvec(gpu, Path::Matvec, GgmlType::Q4K, m, n, k, m % 2 == 1, m % 2 == 0, pad);
+        run_matvec(gpu, Path::Matmul, GgmlType::Q4K, m, n, k, m % 2 == 0, m % 2 == 1, pad);
+    }
+    run_matvec(gpu, Path::Matvec, GgmlType::Q4K, 2, 40, 256, true, true, 5);
+    // Q6_K: 210-byte super-blocks at every even offset mod 16 (parts of whole 16-byte words need
+    // n * 210 * k / 256 % 16 == 0), the fallback when they are not (n = 9).
+    for (m, n, k, pad) in [(1, 8, 256, 0), (3, 40, 512, 4), (1, 200, 1536, 0), (MATVEC_MAX_M + 2, 24, 256, 4)] {
+        run_matvec(gpu, Path::Matvec, GgmlType::Q6K, m, n, k, m % 2 == 1, m % 2 == 0, pad);
+        run_matvec(gpu, Path::Matmul, GgmlType::Q6K, m, n, k, m % 2 == 0, m % 2 == 1, pad);
+    }
+    run_matvec(gpu, Path::Matvec, GgmlType::Q6K, 2, 9, 256, true, true, 0);
 }
 
 #[test]
@@ -128,11 +189,30 @@ fn matmul_routes_both_paths_at_the_boundary() {
 }
 
 /// Decode-shaped GEMV bandwidth against a plain buffer copy; run by hand with
-/// `--ignored --nocapture`.
+/// `--ignored --nocapture`. Per shape and type, the routed `matvec` (per-type entries where they
+/// apply) and `matvec_generic` run round-robin, GLIMPSE_TIMING_RUNS rounds (default 5) after a
+/// warm-up; medians. GLIMPSE_TIMING_SHAPES=`n,k;...` and GLIMPSE_TIMING_M=`1,2,...` override the
+/// defaults (SmolLM2-135M's decode projections and tied output, m = 1).
 #[test]
 #[ignore]
 fn matvec_timing() {
     let Some(gpu) = gpu() else { return };
+    let env_list = |name: &str, sep: char| std::env::var(name).ok().map(|v| v.split(sep).map(str::to_owned).collect());
+    let runs: usize = std::env::var("GLIMPSE_TIMING_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let shapes: Vec<(usize, usize)> = env_list("GLIMPSE_TIMING_SHAPES", ';')
+        .map(|v: Vec<String>| {
+            v.iter()
+                .map(|s| {
+                    let (n, k) = s.split_once(',').expect("n,k");
+                    (n.trim().parse().unwrap(), k.trim().parse().unwrap())
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| vec![(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)]);
+    let ms: Vec<usize> = env_list("GLIMPSE_TIMING_M", ',')
+        .map(|v: Vec<String>| v.iter().map(|s| s.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|| vec![1]);
+
     // Copy bandwidth: 64 MiB, read once and written once; wall clock (copies carry no timestamps).
     let len = 16 << 20;
     let src = gpu.upload_f32(&vec![1.0; len], "src").unwrap();
@@ -145,42 +225,50 @@ fn matvec_timing() {
         rec.finish().unwrap();
         best = best.min(t.elapsed().as_secs_f64() * 1e3);
     }
+    drop((src, dst));
     println!("copy 64 MiB: {best:.2} ms, {:.2} GB/s (read + write)", 2.0 * (len * 4) as f64 / best / 1e6);
 
-    // Decode-sized projections (k a multiple of 256 for the K-quants): up and down.
-    for (n, k) in [(2560, 1024), (1024, 2560)] {
-        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+    let types =
+        [GgmlType::Q8_0, GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K];
+    for &(n, k) in &shapes {
+        for ty in types.into_iter().filter(|t| k % t.block_size() == 0) {
             let mut rng = Rng(1);
             let (bytes, _) = random_weight(&mut rng, ty, n, k);
             let w = gpu.upload_weight("w", ty, &[k as u64, n as u64], &bytes).unwrap();
-            let x = gpu.upload_f32(&rng.vec(16 * k, 1.0), "x").unwrap();
-            let y = gpu.tensor(16 * n, "y").unwrap();
-            let mut line = format!("{ty} [{k} -> {n}] {:.2} MB:", w.bytes() as f64 / 1e6);
-            for m in [1, 2, 4, 8, 9, 16] {
-                let time = |f: &dyn Fn(&mut Recorder)| {
-                    let mut best = f64::INFINITY;
-                    for _ in 0..3 {
-                        let mut rec = Recorder::new(gpu);
-                        rec.stage("mv");
-                        f(&mut rec);
-                        best = best.min(rec.finish().unwrap().stage_ms[0].1);
+            let mbytes = w.bytes() as f64 / 1e6;
+            for &m in &ms {
+                let x = gpu.upload_f32(&rng.vec(m * k, 1.0), "x").unwrap();
+                let y = gpu.tensor(m * n, "y").unwrap();
+                let time = |generic: bool| {
+                    let mut rec = Recorder::new(gpu);
+                    rec.stage("mv");
+                    if generic {
+                        matvec_generic(&mut rec, &x, &w, &y, m, MatmulOpts::default()).unwrap();
+                    } else {
+                        matvec(&mut rec, &x, &w, &y, m, MatmulOpts::default()).unwrap();
                     }
-                    best
+                    rec.finish().unwrap().stage_ms[0].1
                 };
-                let mv = time(&|rec| matvec(rec, &x, &w, &y, m, MatmulOpts::default()).unwrap());
-                let gemm = if m <= MATVEC_MAX_M {
-                    // The tiled GEMM, bypassing matmul's routing: m rows are padded out to 64.
-                    let mm = time(&|rec| {
-                        glimpse::gpu::kernels::matmul::matmul_tiled(rec, &x, &w, &y, m, MatmulOpts::default()).unwrap()
-                    });
-                    format!("{mm:.2}")
-                } else {
-                    "-".into()
+                let (mut routed, mut generic) = (Vec::new(), Vec::new());
+                for round in 0..=runs {
+                    let (r, g) = (time(false), time(true));
+                    if round > 0 {
+                        routed.push(r);
+                        generic.push(g);
+                    }
+                }
+                let median = |v: &mut Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
                 };
-                line +=
-                    &format!("  m={m}: matvec {mv:.2} ms ({:.2} GB/s) gemm {gemm} ms;", w.bytes() as f64 / mv / 1e6);
+                let (r, g) = (median(&mut routed), median(&mut generic));
+                let (gb_r, gb_g) = (mbytes / r, mbytes / g); // MB per ms = GB/s
+                println!(
+                    "{ty} [{k} -> {n}] {mbytes:.2} MB m={m}: matvec {r:.3} ms ({gb_r:.2} GB/s), \
+                     generic {g:.3} ms ({gb_g:.2} GB/s), {:.2}x",
+                    g / r
+                );
             }
-            println!("{line}");
         }
     }
 }
