@@ -244,6 +244,9 @@ impl Engine {
                 self.kv.capacity
             )));
         }
+        // A plan naming layers the model lacks fails before any GPU work.
+        let n_image_dense = pre.n_images() * cfg.tokens_per_tile();
+        LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image_dense).map_err(Error::Unsupported)?;
         report.tiles = pre.n_images();
         self.kv.set_len(0);
         self.history = messages;
@@ -486,7 +489,7 @@ impl Engine {
 
         rec.stage("prefill");
         let n_image = staged;
-        let llm = LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image);
+        let llm = LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image).map_err(Error::Unsupported)?;
         let reads = (!records.is_empty()).then(|| self.prune.read_report(&mut rec, records.len()));
         let key_reads = key_share.map(|_| self.prune.read_key_sets(&mut rec, tiles));
         let image_rows: Vec<usize> = spans.iter().flat_map(|&(_, r, k)| r..r + k).collect();
@@ -761,6 +764,11 @@ fn vision_merged<'g>(
     let (side, first) = (cfg.patches_per_side(), cfg.has_cls as usize);
     vision.embed(&mut rec, vs)?;
     vision.block(&mut rec, vs, 0, cfg.n_pos())?;
+    if side / w == 0 {
+        // No whole window fits the grid: nothing can merge.
+        vision_blocks_from(&mut rec, vision, vs, 1, cfg.n_pos())?;
+        return Ok((rec, Stage1 { side, w, merged: Vec::new() }));
+    }
     rec.stage("prune");
     let h = prune.window_scores(&mut rec, &vs.x, side, w, cfg.n_embd, first)?;
     let done = rec.finish()?;
@@ -770,12 +778,22 @@ fn vision_merged<'g>(
     rec.stage("prune");
     prune.merge(&mut rec, &vs.x, cfg.n_embd, first, &m)?;
     rec.stage("vision");
-    let n = first + m.n_tokens();
-    for il in 1..vision.n_blocks() {
-        vision.block(&mut rec, vs, il, n)?;
-    }
-    vision.finish(&mut rec, vs, n)?;
+    vision_blocks_from(&mut rec, vision, vs, 1, first + m.n_tokens())?;
     Ok((rec, m))
+}
+
+/// Blocks `from..` and the post-LN on the first `n` tokens of the vision scratch.
+fn vision_blocks_from(
+    rec: &mut Recorder,
+    vision: &VisionTower,
+    vs: &VisionScratch,
+    from: usize,
+    n: usize,
+) -> Result<(), Error> {
+    for il in from..vision.n_blocks() {
+        vision.block(rec, vs, il, n)?;
+    }
+    vision.finish(rec, vs, n)
 }
 
 /// The pruning buffers for `vision`'s tiles, `tiles` per frame.

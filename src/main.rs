@@ -248,13 +248,10 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
         );
         if let Some(p) = &r.pruning {
             eprintln!(
-                "pruning {}: {} of {} visual tokens; {:.2} of {:.2} GFLOP dense ({:.2}x fewer)",
-                p.method,
-                p.visual_tokens,
-                p.visual_tokens_dense,
+                "pruning {}; {:.2} of {:.2} GFLOP dense",
+                p.summary(),
                 p.flops_executed / 1e9,
-                p.flops_dense / 1e9,
-                p.speedup()
+                p.flops_dense / 1e9
             );
         }
     }

@@ -31,29 +31,41 @@ pub struct LlmPlan {
 
 impl LlmPlan {
     /// The in-LLM part of `plan` for an LLM of `n_layer` layers and a prompt with `n_image`
-    /// image tokens; `None` when the plan drops nothing inside the LLM.
-    pub fn from_plan(plan: &PrunePlan, n_layer: usize, n_image: usize) -> Option<LlmPlan> {
-        match &plan.method {
+    /// image tokens; `None` when the plan drops nothing inside the LLM. A layer the model does
+    /// not have is an error.
+    pub fn from_plan(plan: &PrunePlan, n_layer: usize, n_image: usize) -> Result<Option<LlmPlan>, String> {
+        let check = |layer: usize, what: &str| {
+            if layer >= n_layer {
+                return Err(format!("{what} layer {layer} is past the text model's {n_layer} layers (0..{n_layer})"));
+            }
+            Ok(())
+        };
+        Ok(match &plan.method {
             Method::FastV(p) => {
+                check(p.layer, "fastv")?;
                 let keep = plan.budget_tokens(n_image);
                 // Attention of layer K - 1 decides what layers K.. see.
-                (keep < n_image && p.layer >= 1 && p.layer < n_layer).then(|| LlmPlan {
+                (keep < n_image).then(|| LlmPlan {
                     after_layers: vec![p.layer - 1],
                     rule: Rule::FastV { keep },
                     trim_kv: false,
                 })
             }
             Method::MustDrop(p) if p.stage2 => {
+                for &l in p.layers.iter().flatten() {
+                    check(l, "mustdrop")?;
+                }
                 let (global, individual) = mustdrop_thresholds(p, plan.budget_tokens(n_image));
                 let after_layers: Vec<usize> =
                     mustdrop_layers(p, n_layer).into_iter().filter(|&l| l + 1 < n_layer).collect();
-                if after_layers.is_empty() {
-                    return None;
-                }
-                Some(LlmPlan { after_layers, rule: Rule::MustDrop { global, individual }, trim_kv: p.stage3 })
+                (!after_layers.is_empty()).then_some(LlmPlan {
+                    after_layers,
+                    rule: Rule::MustDrop { global, individual },
+                    trim_kv: p.stage3,
+                })
             }
             _ => None,
-        }
+        })
     }
 
     /// Whether kept rows keep their original positions (FastV) or are re-packed (MustDrop).
@@ -130,13 +142,17 @@ mod tests {
     #[test]
     fn fastv_keeps_the_top_budget_after_layer_k_minus_1() {
         let plan: PrunePlan = "fastv:3,layer=2".parse().unwrap();
-        let p = LlmPlan::from_plan(&plan, 30, 10).unwrap();
+        let p = LlmPlan::from_plan(&plan, 30, 10).unwrap().unwrap();
         assert_eq!(p.after_layers, vec![1]);
         assert_eq!(p.rule, Rule::FastV { keep: 3 });
         let scores = [0.1, 0.5, 0.2, 0.9, 0.5, 0.0];
         assert_eq!(survivors(&p.rule, &scores, &[], &[]), vec![1, 3, 4]);
         // Keeping everything drops nothing in the LLM.
-        assert_eq!(LlmPlan::from_plan(&"fastv:100%".parse().unwrap(), 30, 10), None);
+        assert_eq!(LlmPlan::from_plan(&"fastv:100%".parse().unwrap(), 30, 10), Ok(None));
+        // A layer the model does not have is an error, not a silent no-op.
+        let e = LlmPlan::from_plan(&"fastv:3,layer=8".parse().unwrap(), 8, 10).unwrap_err();
+        assert!(e.contains("past the text model's 8 layers"), "{e}");
+        assert!(LlmPlan::from_plan(&"mustdrop:64,layers=2;9".parse().unwrap(), 8, 10).is_err());
     }
 
     /// MustDrop's rule by hand: total = 1.0, global 0.1 -> drop candidates have g < 0.1; the
@@ -149,7 +165,7 @@ mod tests {
         let m = [0.3, 0.01, 0.06, 0.2, 0.01, 0.04];
         assert_eq!(survivors(&rule, &g, &m, &[4]), vec![0, 2, 3, 4]);
         let plan: PrunePlan = "mustdrop:64".parse().unwrap();
-        let p = LlmPlan::from_plan(&plan, 32, 576).unwrap();
+        let p = LlmPlan::from_plan(&plan, 32, 576).unwrap().unwrap();
         assert_eq!(p.after_layers, vec![2, 6, 10, 14]);
         assert_eq!(p.rule, Rule::MustDrop { global: 0.011, individual: 0.01 });
         assert!(p.trim_kv && !p.keeps_positions());

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 /// The forms `--prune` accepts, listed in every parse error.
 const FORMS: &str = "valid forms: none | visionzip:BUDGET[,dominant=N][,contextual=N] \
-| mustdrop:BUDGET[,stage1=on|off][,stage2=on|off][,stage3=on|off][,merge=F][,window=N][,key=F][,global=F]\
+| mustdrop:BUDGET[,stage1=on|off][,stage2=on|off][,stage3=on|off][,merge=F][,window=2|3][,key=F][,global=F]\
 [,individual=F][,layers=L;L;...] | adaptive:MASS[,heads=F] | fastv:BUDGET[,layer=N] | random:BUDGET[,seed=N] \
 | grid:BUDGET, where BUDGET is a token count (64) or a percentage of the frame's visual tokens (10%) \
 and MASS is an attention-mass share in (0, 1]";
@@ -290,8 +290,8 @@ fn apply_key(method: &mut Method, part: &str, key: &str, v: &str) -> Result<(), 
             "merge" => p.merge_threshold = real(part, v, -1.0, 1.0)?,
             "window" => {
                 p.window = num(part, v, "a window side in patches")?;
-                if p.window < 2 {
-                    return Err(PlanError::spec(part, "the window side must be at least 2"));
+                if !(2..=3).contains(&p.window) {
+                    return Err(PlanError::spec(part, "the window side must be at least 2 and at most 3"));
                 }
             }
             "key" => p.key_share = real(part, v, 0.0, 1.0)?,
@@ -650,6 +650,7 @@ mod tests {
             ("mustdrop:64,stage1=maybe", "on or off"),
             ("mustdrop:64,merge=1.5", "[-1, 1]"),
             ("mustdrop:64,window=1", "at least 2"),
+            ("mustdrop:64,window=4", "at most 3"),
             ("mustdrop:64,key=x", "a number"),
             ("mustdrop:64,global=-0.1", "[0, 1]"),
             ("mustdrop:64,layers=2;x", "layer indices"),

@@ -342,3 +342,31 @@ fn engine_adaptive_keeps_an_attention_mass_share() {
         assert!(e.to_string().contains("not implemented"), "{e}");
     }
 }
+
+/// A follow-up after in-LLM dropping runs on the uneven per-layer caches; a layer the model
+/// lacks is refused before any work.
+#[test]
+fn engine_follow_up_after_dropping_and_bad_layers() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("engine_follow_up_dropping");
+    let mut spec = ForgeSpec::preset("tiny-llava").unwrap();
+    spec.set("text.n_layer", "6").unwrap();
+    let f = forge(&spec, &dir).unwrap();
+    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    let opts = AskOptions {
+        max_tokens: 4,
+        prune: "mustdrop:64,global=0.05,individual=0.5".parse().unwrap(),
+        ..Default::default()
+    };
+    let first = engine.ask(&picture(64, 64), "What is this?", &opts, &mut |_| {}).unwrap();
+    let second = engine.follow_up("And its colour?", &opts, &mut |_| {}).unwrap();
+    assert!(second.report.kv_tokens > first.report.kv_tokens);
+    assert!(second.report.kv_bytes_used > first.report.kv_bytes_used);
+    for bad in ["fastv:4,layer=6", "mustdrop:64,layers=2;7"] {
+        let opts = AskOptions { prune: bad.parse().unwrap(), ..Default::default() };
+        let e = engine.ask(&picture(64, 64), "What?", &opts, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("past the text model's 6 layers"), "{bad}: {e}");
+    }
+}
