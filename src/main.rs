@@ -30,6 +30,8 @@ enum Command {
     Ask(AskArgs),
     /// Run no pruning and each method at one budget on the same frame: a table and overlays
     Compare(CompareArgs),
+    /// Headless: ask the same question about every frame of a source, one JSON line per frame
+    Stream(StreamArgs),
     /// Measure vision encode, prefill, decode and the main kernels against the device's peak
     Bench(BenchArgs),
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
@@ -138,6 +140,39 @@ struct CompareArgs {
 }
 
 #[derive(clap::Args)]
+struct StreamArgs {
+    /// The question asked about every frame
+    question: String,
+    /// Text model GGUF
+    #[arg(short = 'm', long)]
+    model: PathBuf,
+    /// Vision projector GGUF
+    #[arg(long)]
+    mmproj: PathBuf,
+    /// Image files or folders of PNG / JPEG files (sorted by name)
+    #[arg(long, required = true, num_args = 1..)]
+    images: Vec<PathBuf>,
+    /// Start over after the last image
+    #[arg(long = "loop")]
+    looped: bool,
+    /// Stop after this many frames
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Visual-token pruning, as for ask
+    #[arg(long, default_value = "none")]
+    prune: glimpse::prune::plan::PrunePlan,
+    /// Most image tiles (idefics3); the camera default is 1
+    #[arg(long = "max-tiles", default_value_t = 1)]
+    max_tiles: usize,
+    /// Most tokens per answer
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 32)]
+    max_tokens: usize,
+    /// GPU adapter (name substring or backend)
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+#[derive(clap::Args)]
 struct BenchArgs {
     /// Forge (once, cached) and measure this preset's shapes
     #[arg(long, default_value = "smolvlm-256m")]
@@ -187,6 +222,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Ask(args) => ask(&args),
         Command::Bench(args) => bench(&args),
         Command::Compare(args) => compare(&args),
+        Command::Stream(args) => stream(&args),
         Command::Forge { preset, qtype, seed, set, out } => forge(&preset, qtype, seed, &set, &out),
     }
 }
@@ -327,6 +363,28 @@ fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
     let out = if a.json { serde_json::to_string_pretty(&rows)? + "\n" } else { glimpse::compare::table(&rows) };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn stream(a: &StreamArgs) -> anyhow::Result<ExitCode> {
+    use glimpse::engine::{AskOptions, Engine, EngineOptions};
+    let mut source = glimpse::frames::Files::new(&a.images, a.looped)?;
+    let opts = EngineOptions {
+        gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
+        ..Default::default()
+    };
+    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    use glimpse::frames::FrameSource;
+    eprintln!("streaming {} on {} ...", source.describe(), engine.gpu().describe());
+    let ask = AskOptions {
+        max_tokens: a.max_tokens,
+        max_tiles: Some(a.max_tiles),
+        prune: a.prune.clone(),
+        ..Default::default()
+    };
+    let mut out = std::io::stdout().lock();
+    let s = glimpse::stream::run(&mut engine, &mut source, &a.question, &ask, a.frames, &mut out)?;
+    eprintln!("{} frames answered, {} failed", s.answered, s.failed);
+    Ok(if s.answered == 0 && s.failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {

@@ -204,3 +204,46 @@ fn cli_compare_prints_a_row_and_an_overlay_per_method() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("bad --prune part"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn cli_stream_writes_a_json_line_per_frame_and_survives_bad_frames() {
+    if crate::gpu::gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("cli_stream");
+    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    std::fs::copy(crate::util::repo_path("assets/shapes.png"), frames.join("1.png")).unwrap();
+    std::fs::write(frames.join("2.png"), b"truncated").unwrap();
+    std::fs::write(frames.join("3.jpg"), b"").unwrap();
+    let (model, mmproj) = (dir.join("text.gguf"), dir.join("mmproj.gguf"));
+    let out = glimpse(&[
+        "stream",
+        "-m",
+        model.to_str().unwrap(),
+        "--mmproj",
+        mmproj.to_str().unwrap(),
+        "--images",
+        frames.to_str().unwrap(),
+        "--loop",
+        "--frames",
+        "4",
+        "-n",
+        "3",
+        "--prune",
+        "grid:50%",
+        "What is here?",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON document per line")).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0]["answer"].is_string() && lines[0]["error"].is_null());
+    assert_eq!(lines[0]["visual_tokens"].as_u64().unwrap() * 2, lines[0]["visual_tokens_dense"].as_u64().unwrap());
+    for bad in [&lines[1], &lines[2]] {
+        assert!(bad["error"].as_str().is_some_and(|e| e.contains("cannot decode image")), "{bad}");
+    }
+    assert_eq!(lines[3]["label"], lines[0]["label"], "the loop starts over");
+}
