@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod compare;
+pub mod dataset;
 pub mod engine;
 pub mod forge;
 pub mod frames;

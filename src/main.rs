@@ -141,8 +141,9 @@ struct CompareArgs {
 
 #[derive(clap::Args)]
 struct StreamArgs {
-    /// The question asked about every frame
-    question: String,
+    /// The question asked about every frame (with --synthetic: each scene's own question when
+    /// left out)
+    question: Option<String>,
     /// Text model GGUF
     #[arg(short = 'm', long)]
     model: PathBuf,
@@ -150,8 +151,15 @@ struct StreamArgs {
     #[arg(long)]
     mmproj: PathBuf,
     /// Image files or folders of PNG / JPEG files (sorted by name)
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1.., required_unless_present = "synthetic", conflicts_with = "synthetic")]
     images: Vec<PathBuf>,
+    /// Generated scenes (the held-out test split) instead of files, each with a question and its
+    /// expected answer
+    #[arg(long)]
+    synthetic: bool,
+    /// Side of the generated scenes in pixels
+    #[arg(long = "scene-size", default_value_t = 384)]
+    scene_size: u32,
     /// Start over after the last image
     #[arg(long = "loop")]
     looped: bool,
@@ -367,13 +375,21 @@ fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
 
 fn stream(a: &StreamArgs) -> anyhow::Result<ExitCode> {
     use glimpse::engine::{AskOptions, Engine, EngineOptions};
-    let mut source = glimpse::frames::Files::new(&a.images, a.looped)?;
+    use glimpse::frames::{FrameSource, Scenes};
+    let mut source: Box<dyn FrameSource> = if a.synthetic {
+        Box::new(Scenes::new(glimpse::dataset::Split::Test, a.scene_size))
+    } else {
+        Box::new(glimpse::frames::Files::new(&a.images, a.looped)?)
+    };
+    if a.question.is_none() && !a.synthetic {
+        anyhow::bail!("a question is needed (only generated scenes bring their own)");
+    }
+    let frames = if a.synthetic { Some(a.frames.unwrap_or(10)) } else { a.frames };
     let opts = EngineOptions {
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
         ..Default::default()
     };
     let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
-    use glimpse::frames::FrameSource;
     eprintln!("streaming {} on {} ...", source.describe(), engine.gpu().describe());
     let ask = AskOptions {
         max_tokens: a.max_tokens,
@@ -382,7 +398,7 @@ fn stream(a: &StreamArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let mut out = std::io::stdout().lock();
-    let s = glimpse::stream::run(&mut engine, &mut source, &a.question, &ask, a.frames, &mut out)?;
+    let s = glimpse::stream::run(&mut engine, source.as_mut(), a.question.as_deref(), &ask, frames, &mut out)?;
     eprintln!("{} frames answered, {} failed", s.answered, s.failed);
     Ok(if s.answered == 0 && s.failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -6,13 +6,19 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::engine::{AskOptions, Engine};
-use crate::frames::{FrameError, FrameSource};
+use crate::frames::{Frame, FrameError, FrameSource};
 
 /// One frame's line.
 #[derive(Debug, serde::Serialize)]
 pub struct FrameLine {
     pub frame: u64,
     pub label: String,
+    /// The frame's own question, when the source gave one (generated scenes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// The answer the source expects, when it knows one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,13 +38,13 @@ pub struct Summary {
     pub failed: u64,
 }
 
-/// Asks `question` about every frame of `source` (at most `max_frames` when given), writing
-/// one JSON line per frame to `out`. Errors of a frame become its line; only a failing `out`
-/// ends the stream early.
+/// Asks `question` (or, when `None`, each frame's own question) about every frame of `source`
+/// (at most `max_frames` when given), writing one JSON line per frame to `out`. Errors of a frame
+/// become its line; only a failing `out` ends the stream early.
 pub fn run(
     engine: &mut Engine,
     source: &mut dyn FrameSource,
-    question: &str,
+    question: Option<&str>,
     opts: &AskOptions,
     max_frames: Option<u64>,
     out: &mut dyn Write,
@@ -51,12 +57,14 @@ pub fn run(
             Ok(None) => break,
             Err(FrameError::Unreadable { label, message }) => FrameLine::failed(seen, label, message),
             Err(e) => FrameLine::failed(seen, String::new(), e.to_string()),
-            Ok(Some(frame)) => match engine.ask(&frame.image, question, opts, &mut |_| {}) {
-                Ok(a) => {
+            Ok(Some(frame)) => match ask(engine, &frame, question, opts) {
+                Ok((a, asked)) => {
                     let p = a.report.pruning.as_ref();
                     FrameLine {
                         frame: frame.index,
                         label: frame.label,
+                        question: frame.question.as_ref().map(|_| asked),
+                        expected: frame.question.map(|(_, answer)| answer),
                         answer: Some(a.text.trim().to_string()),
                         error: None,
                         visual_tokens: p.map_or(a.report.image_tokens, |p| p.visual_tokens),
@@ -82,11 +90,28 @@ pub fn run(
     Ok(summary)
 }
 
+/// Answers the stream's question, or the frame's own; returns the answer and the question asked.
+fn ask(
+    engine: &mut Engine,
+    frame: &Frame,
+    question: Option<&str>,
+    opts: &AskOptions,
+) -> Result<(crate::engine::Answer, String), crate::model::Error> {
+    let q = match (question, &frame.question) {
+        (Some(q), _) => q.to_string(),
+        (None, Some((q, _))) => q.clone(),
+        (None, None) => return Err(crate::model::Error::Unsupported("no question for this frame".into())),
+    };
+    Ok((engine.ask(&frame.image, &q, opts, &mut |_| {})?, q))
+}
+
 impl FrameLine {
     fn failed(frame: u64, label: String, error: String) -> FrameLine {
         FrameLine {
             frame,
             label,
+            question: None,
+            expected: None,
             answer: None,
             error: Some(error),
             visual_tokens: 0,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
+use crate::dataset::{SceneConfig, Split};
+
 /// Frames larger than this on either side are scaled down on arrival (a 50-megapixel photo
 /// would otherwise cost seconds of resizing per question).
 pub const MAX_SIDE: u32 = 4096;
@@ -18,6 +20,8 @@ pub struct Frame {
     /// Where it came from: a file name, or a scene's seed.
     pub label: String,
     pub image: RgbImage,
+    /// A question about this frame and its answer, when the source knows one (generated scenes).
+    pub question: Option<(String, String)>,
 }
 
 /// Why one frame could not be delivered.
@@ -110,7 +114,37 @@ impl FrameSource for Files {
         let label = path.display().to_string();
         let bytes =
             std::fs::read(path).map_err(|e| FrameError::Unreadable { label: label.clone(), message: e.to_string() })?;
-        Ok(Some(Frame { index, image: frame_image(&bytes, &label)?, label }))
+        Ok(Some(Frame { index, image: frame_image(&bytes, &label)?, label, question: None }))
+    }
+}
+
+/// Generated scenes (`crate::dataset`) of one split, each with one of its questions and the
+/// answer: frames anyone can run with no camera, and a ground truth to score against.
+pub struct Scenes {
+    split: Split,
+    size: u32,
+    cfg: SceneConfig,
+    next: u64,
+}
+
+impl Scenes {
+    /// Scenes of `split` from index 0, rendered `size` x `size`.
+    pub fn new(split: Split, size: u32) -> Scenes {
+        Scenes { split, size: size.clamp(1, MAX_SIDE), cfg: SceneConfig::default(), next: 0 }
+    }
+}
+
+impl FrameSource for Scenes {
+    fn describe(&self) -> String {
+        format!("generated scenes ({:?} split, {} px)", self.split, self.size)
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let index = self.next;
+        self.next += 1;
+        let s = crate::dataset::sample(self.split, index, &self.cfg, self.size);
+        let label = format!("scene {}", self.split.seed(index));
+        Ok(Some(Frame { index, label, image: s.image, question: Some((s.question.text, s.question.answer)) }))
     }
 }
 
@@ -154,5 +188,18 @@ mod tests {
         assert_eq!(labels, vec![0, 2], "looping goes round; frame 1 and 3 are the corrupt file");
         assert!(Files::new(&[dir.join("none")], false).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn scenes_are_deterministic_and_carry_their_question() {
+        let mut a = Scenes::new(Split::Test, 64);
+        let mut b = Scenes::new(Split::Test, 64);
+        for _ in 0..3 {
+            let (fa, fb) = (a.next_frame().unwrap().unwrap(), b.next_frame().unwrap().unwrap());
+            assert_eq!(fa.image, fb.image);
+            assert_eq!(fa.question, fb.question);
+            let (q, answer) = fa.question.unwrap();
+            assert!(q.ends_with('?') && !answer.is_empty());
+        }
     }
 }

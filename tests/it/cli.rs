@@ -246,4 +246,29 @@ fn cli_stream_writes_a_json_line_per_frame_and_survives_bad_frames() {
         assert!(bad["error"].as_str().is_some_and(|e| e.contains("cannot decode image")), "{bad}");
     }
     assert_eq!(lines[3]["label"], lines[0]["label"], "the loop starts over");
+
+    // Generated scenes bring their own question and expected answer.
+    let out = glimpse(&[
+        "stream",
+        "-m",
+        model.to_str().unwrap(),
+        "--mmproj",
+        mmproj.to_str().unwrap(),
+        "--synthetic",
+        "--frames",
+        "2",
+        "--scene-size",
+        "96",
+        "-n",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert!(l["question"].as_str().is_some_and(|q| q.ends_with('?')) && l["expected"].is_string(), "{l}");
+    }
+    // Files without a question is a usage error.
+    let out = glimpse(&["stream", "-m", "x", "--mmproj", "y", "--images", frames.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
 }
