@@ -2,6 +2,7 @@ pub mod bench;
 pub mod compare;
 pub mod dataset;
 pub mod engine;
+pub mod eval;
 pub mod forge;
 pub mod frames;
 pub mod gguf;

@@ -32,6 +32,9 @@ enum Command {
     Compare(CompareArgs),
     /// Headless: ask the same question about every frame of a source, one JSON line per frame
     Stream(StreamArgs),
+    /// Accuracy on held-out generated questions under a pruning plan, or the sweep of every
+    /// method and budget with its accuracy-vs-FLOPs plot
+    Eval(EvalArgs),
     /// Measure vision encode, prefill, decode and the main kernels against the device's peak
     Bench(BenchArgs),
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
@@ -181,6 +184,46 @@ struct StreamArgs {
 }
 
 #[derive(clap::Args)]
+struct EvalArgs {
+    /// Text model GGUF (a model trained on glimpse's generated scenes)
+    #[arg(short = 'm', long)]
+    model: PathBuf,
+    /// Vision projector GGUF
+    #[arg(long)]
+    mmproj: PathBuf,
+    /// Questions (the first N of the split)
+    #[arg(short = 'N', long = "questions", default_value_t = 50)]
+    questions: usize,
+    /// Split: test (held out), validation or train
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Pruning plan, as for ask
+    #[arg(long, default_value = "none")]
+    prune: glimpse::prune::plan::PrunePlan,
+    /// Run none and every method at 50%, 25%, 12.5% and 6.25% instead of one plan
+    #[arg(long)]
+    sweep: bool,
+    /// With --sweep: write the accuracy-vs-GFLOP plot here
+    #[arg(long, default_value = "sweep.png")]
+    plot: PathBuf,
+    /// Side of the generated scenes in pixels
+    #[arg(long = "scene-size", default_value_t = 384)]
+    scene_size: u32,
+    /// Most image tiles (idefics3)
+    #[arg(long = "max-tiles", default_value_t = 1)]
+    max_tiles: usize,
+    /// Most tokens per answer
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 8)]
+    max_tokens: usize,
+    /// GPU adapter (name substring or backend)
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Print the results as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct BenchArgs {
     /// Forge (once, cached) and measure this preset's shapes
     #[arg(long, default_value = "smolvlm-256m")]
@@ -231,6 +274,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench(&args),
         Command::Compare(args) => compare(&args),
         Command::Stream(args) => stream(&args),
+        Command::Eval(args) => eval(&args),
         Command::Forge { preset, qtype, seed, set, out } => forge(&preset, qtype, seed, &set, &out),
     }
 }
@@ -401,6 +445,46 @@ fn stream(a: &StreamArgs) -> anyhow::Result<ExitCode> {
     let s = glimpse::stream::run(&mut engine, source.as_mut(), a.question.as_deref(), &ask, frames, &mut out)?;
     eprintln!("{} frames answered, {} failed", s.answered, s.failed);
     Ok(if s.answered == 0 && s.failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
+    use glimpse::dataset::Split;
+    use glimpse::engine::{AskOptions, Engine, EngineOptions};
+    let split = match a.split.as_str() {
+        "test" => Split::Test,
+        "validation" => Split::Validation,
+        "train" => Split::Train,
+        other => anyhow::bail!("--split {other}: expected test, validation or train"),
+    };
+    let opts = EngineOptions {
+        gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
+        ..Default::default()
+    };
+    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    let plans = if a.sweep { glimpse::eval::sweep_plans(&glimpse::eval::SWEEP_METHODS) } else { vec![a.prune.clone()] };
+    let base = AskOptions { max_tokens: a.max_tokens, max_tiles: Some(a.max_tiles), ..Default::default() };
+    let mut rows = Vec::new();
+    for plan in &plans {
+        let label = format!("{plan} ({} questions)", a.questions);
+        let mut progress = |done: usize| {
+            if done == a.questions || done.is_multiple_of(10) {
+                eprintln!("{label}: {done}/{}", a.questions);
+            }
+        };
+        match glimpse::eval::run(&mut engine, split, a.questions, a.scene_size, plan, &base, &mut progress) {
+            Ok(row) => rows.push(row),
+            // A sweep goes on past a plan this model cannot run (e.g. FastV's layer 2 of 2).
+            Err(e) if a.sweep => eprintln!("skipped {plan}: {e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let out = if a.json { serde_json::to_string_pretty(&rows)? + "\n" } else { glimpse::eval::table(&rows) };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    if a.sweep {
+        glimpse::eval::plot(&rows).save(&a.plot).with_context(|| format!("cannot write {}", a.plot.display()))?;
+        eprintln!("plot: {}", a.plot.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {

@@ -279,7 +279,7 @@ fn fate_name(fate: PatchFate) -> &'static str {
 }
 
 /// Width in pixels of `text` drawn by [`draw_text`].
-fn text_width(text: &str) -> u32 {
+pub(crate) fn text_width(text: &str) -> u32 {
     (text.chars().count() as u32).saturating_mul(ADVANCE)
 }
 
@@ -313,7 +313,7 @@ fn wrap(text: &str, max_chars: usize) -> Vec<String> {
 
 /// Draws `text` with its top-left corner at `(x, y)` in the built-in font at [`SCALE`], clipped to
 /// the image.
-fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>) {
+pub(crate) fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>) {
     for (n, ch) in text.chars().enumerate() {
         let gx = x.saturating_add((n as u32).saturating_mul(ADVANCE));
         if gx >= img.width() {

@@ -272,3 +272,39 @@ fn cli_stream_writes_a_json_line_per_frame_and_survives_bad_frames() {
     let out = glimpse(&["stream", "-m", "x", "--mmproj", "y", "--images", frames.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn cli_eval_scores_a_plan_and_sweeps_with_a_plot() {
+    if crate::gpu::gpu().is_none() {
+        return;
+    }
+    let dir = temp_dir("cli_eval");
+    let out = glimpse(&["forge", "--preset", "tiny-llava", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (model, mmproj, plot) = (dir.join("text.gguf"), dir.join("mmproj.gguf"), dir.join("sweep.png"));
+    let args = |extra: &[&str]| {
+        let mut a = vec!["eval", "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap()];
+        a.extend(["--scene-size", "96", "-n", "2", "--json"]);
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| glimpse(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(&["-N", "3", "--prune", "grid:25%"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["plan"], "grid:25%");
+    assert_eq!(rows[0]["questions"], 3);
+    assert_eq!(rows[0]["mean_visual_tokens"], 16.0);
+    // A random-weight model answers nothing right: the score is a number, not a crash.
+    assert!(rows[0]["accuracy"].as_f64().unwrap() <= 1.0);
+
+    let out = run(&["-N", "1", "--sweep", "--plot", plot.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // FastV's default layer 2 does not exist in a 2-layer decoder: skipped, the rest run.
+    let plans: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["plan"].as_str().unwrap()).collect();
+    assert_eq!(plans[0], "none");
+    assert!(plans.contains(&"visionzip:6.25%") && !plans.iter().any(|p| p.starts_with("fastv")), "{plans:?}");
+    assert!(text(&out.stderr).contains("skipped fastv"));
+    image::open(&plot).expect("the sweep plot is a PNG");
+}
