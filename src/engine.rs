@@ -21,6 +21,7 @@ use crate::model::sampler::{Sampler, Sampling};
 use crate::model::text::{KvCache, TextModel, TextScratch};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::vision::{VisionScratch, VisionTower};
+use crate::prune::flops;
 use crate::prune::frame::{self, FrameFlops};
 use crate::prune::llm::LlmPlan;
 use crate::prune::plan::{DEFAULT_HEAD_THRESHOLD, Method, PrunePlan};
@@ -132,6 +133,9 @@ pub struct Engine {
     pick_id: Tensor,
     pick_values: Tensor,
     pick_ids: Tensor,
+    /// Zeros for adaptive head trimming (the attention output is cleared from it before the
+    /// kept heads write their columns); allocated on first use, grown when needed.
+    heads_zero: Option<Tensor>,
     /// The conversation so far (for follow-ups reusing the KV cache).
     history: Vec<Message>,
 }
@@ -174,6 +178,7 @@ impl Engine {
             pick_id: gpu.tensor(1, "pick.id")?,
             pick_values: gpu.tensor(TOPK_MAX, "pick.values")?,
             pick_ids: gpu.tensor(TOPK_MAX, "pick.ids")?,
+            heads_zero: None,
             preprocess: PreprocessParams::from_config(&vision.cfg),
             vision,
             projector,
@@ -264,8 +269,21 @@ impl Engine {
         let tiles = pre.n_images();
         let dense_tokens = tiles * vc.tokens_per_tile();
         let dense_prompt = r.prompt_tokens + dense_tokens - r.image_tokens;
-        let mut f = FrameFlops::vision(vc, self.projector.hidden(), &out.vision_tokens, choices);
-        f.prefill(tc, dense_prompt, &out.layer_rows);
+        let heads = out.vision_heads.as_deref();
+        let mut f = FrameFlops::vision_heads(vc, self.projector.hidden(), &out.vision_tokens, heads, choices);
+        f.prefill_heads(tc, dense_prompt, &out.layer_rows, out.llm_heads.as_deref());
+        // Head trimming's probes: S rows of every head per ViT block and per LLM layer.
+        if let Some(h) = heads {
+            let (n, rows) = (vc.n_pos(), PROBE_ROWS.min(vc.n_pos()));
+            let blocks: usize = h.iter().map(Vec::len).sum();
+            f.add_executed("prune", blocks as f64 * flops::attention_probe(rows, vc.n_embd, |_| n));
+        }
+        if let Some(h) = &out.llm_heads {
+            let n = r.prompt_tokens;
+            let rows = PROBE_ROWS.min(n);
+            let probe = flops::attention_probe(rows, tc.n_head * tc.head_dim, |i| n - rows + i + 1);
+            f.add_executed("prune", h.len() as f64 * probe);
+        }
         f.decode(tc, dense_prompt, &out.cached_rows, r.generated_tokens);
         let in_llm = !out.layer_images.iter().all(|&n| n == r.image_tokens);
         FrameReport {
@@ -275,7 +293,13 @@ impl Engine {
             visual_tokens: r.image_tokens,
             stages: out.stages.clone(),
             llm_tokens_per_layer: out.layer_images.clone(),
-            vision_heads_kept: None,
+            // Summed over the frame's tiles.
+            vision_heads_kept: heads.map(|h| {
+                (0..h.iter().map(Vec::len).max().unwrap_or(0))
+                    .map(|il| h.iter().filter_map(|t| t.get(il)).sum())
+                    .collect()
+            }),
+            llm_heads_kept: out.llm_heads.clone(),
             flops_dense: f.dense(),
             flops_executed: f.executed(),
             flops_by_stage: f.stages,
@@ -370,23 +394,40 @@ impl Engine {
         let mut tile_out: Vec<TileOut> = Vec::with_capacity(tiles);
         let mut records: Vec<(usize, TileRecord)> = Vec::new();
         let mut used: Vec<TileChoice> = Vec::new();
-        let adaptive = match &opts.prune.method {
-            Method::Adaptive(p) if p.head_threshold != DEFAULT_HEAD_THRESHOLD => {
-                return Err(Error::Unsupported("adaptive head trimming (heads=) is not implemented yet".into()));
+        let (adaptive, heads) = match &opts.prune.method {
+            Method::Adaptive(p) => {
+                (Some(p.mass), (p.head_threshold > DEFAULT_HEAD_THRESHOLD).then_some(p.head_threshold))
             }
-            Method::Adaptive(p) => Some(p.mass),
-            _ => None,
+            _ => (None, None),
         };
+        // Head trimming: a probe buffer for S rows of every head, and zeros to clear the
+        // attention output with.
+        let probe = match heads {
+            Some(_) => {
+                let width = cfg.n_embd.max(self.text.cfg.n_head * self.text.cfg.head_dim);
+                ensure_zeros(&self.gpu, &mut self.heads_zero, cfg.n_pos() * cfg.n_embd)?;
+                Some(self.gpu.tensor(PROBE_ROWS * width, "heads.probe")?)
+            }
+            None => None,
+        };
+        let mut vision_heads: Vec<Vec<usize>> = Vec::new();
         let mut staged = 0;
         for index in 0..tiles {
             rec.copy(&all_tiles, index * tile_len, &self.vs.pixels, 0, tile_len);
             rec.stage("vision");
-            let merged = match merge {
-                None => {
+            let merged = match (merge, heads, &probe, &self.heads_zero) {
+                (None, Some(threshold), Some(probe), Some(zero)) => {
+                    let parts = (&self.vision, &self.vs, zero, probe);
+                    let (next, kept) = vision_trimmed(&self.gpu, parts, rec, threshold, report)?;
+                    rec = next;
+                    vision_heads.push(kept);
+                    None
+                }
+                (None, ..) => {
                     self.vision.forward(&mut rec, &self.vs)?;
                     None
                 }
-                Some((w, threshold)) => {
+                (Some((w, threshold)), ..) => {
                     let parts = (&self.vision, &self.vs, &self.prune);
                     let (next, m) = vision_merged(&self.gpu, parts, rec, w, threshold, report)?;
                     rec = next;
@@ -490,15 +531,26 @@ impl Engine {
         rec.stage("prefill");
         let n_image = staged;
         let llm = LlmPlan::from_plan(&opts.prune, self.text.cfg.n_layer, n_image).map_err(Error::Unsupported)?;
-        let reads = (!records.is_empty()).then(|| self.prune.read_report(&mut rec, records.len()));
+        // Head trimming submits once per layer: its report is read after the prefill instead.
+        let reads = (!records.is_empty() && heads.is_none()).then(|| self.prune.read_report(&mut rec, records.len()));
         let key_reads = key_share.map(|_| self.prune.read_key_sets(&mut rec, tiles));
         let image_rows: Vec<usize> = spans.iter().flat_map(|&(_, r, k)| r..r + k).collect();
-        let (rec, dropped) = match &llm {
-            None => {
+        if heads.is_some() {
+            ensure_zeros(&self.gpu, &mut self.heads_zero, n * self.text.cfg.n_head * self.text.cfg.head_dim)?;
+        }
+        let mut llm_heads = None;
+        let (mut rec, dropped) = match (&llm, heads, &probe, &self.heads_zero) {
+            (None, Some(threshold), Some(probe), Some(zero)) => {
+                let parts = (&self.text, &self.ts, &mut self.kv, zero, probe);
+                let (rec, kept) = prefill_trimmed(&self.gpu, parts, rec, n, threshold, report)?;
+                llm_heads = Some(kept);
+                (rec, None)
+            }
+            (None, ..) => {
                 self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
                 (rec, None)
             }
-            Some(plan) => {
+            (Some(plan), ..) => {
                 let mut key_set = |done: &Finished| -> Vec<usize> {
                     let (Some(h), Some(share)) = (key_reads, key_share) else { return Vec::new() };
                     let data = done.u32(h);
@@ -515,6 +567,10 @@ impl Engine {
                 record_gpu(report, &d.stage_ms);
                 (rec, Some(d))
             }
+        };
+        let reads = match (reads, heads) {
+            (None, Some(_)) if !records.is_empty() => Some(self.prune.read_report(&mut rec, records.len())),
+            (reads, _) => reads,
         };
         let (token, done) = self.pick(rec, opts, report, &mut Sampler::new(opts.sampling))?;
         AskReport::add(&mut report.wall_ms, "vision+prefill", ms(t));
@@ -588,6 +644,8 @@ impl Engine {
             layer_images,
             cached_rows: self.kv.rows.clone(),
             vision_tokens,
+            vision_heads: (!vision_heads.is_empty()).then_some(vision_heads),
+            llm_heads,
             choices,
         })
     }
@@ -706,6 +764,10 @@ pub struct Prefilled {
     layer_images: Vec<usize>,
     cached_rows: Vec<usize>,
     vision_tokens: Vec<Vec<usize>>,
+    /// Head trimming: the attention heads each vision block ran, per tile.
+    vision_heads: Option<Vec<Vec<usize>>>,
+    /// Head trimming: the query heads each LLM layer's prefill ran.
+    llm_heads: Option<Vec<usize>>,
     /// What each tile kept, when a selection ran after the tower.
     choices: Option<Vec<TileChoice>>,
 }
@@ -780,6 +842,87 @@ fn vision_merged<'g>(
     rec.stage("vision");
     vision_blocks_from(&mut rec, vision, vs, 1, first + m.n_tokens())?;
     Ok((rec, m))
+}
+
+/// Query rows head trimming probes per layer (S = min(16, n)).
+const PROBE_ROWS: usize = 16;
+
+/// Grows `slot` to at least `len` zeros.
+fn ensure_zeros(gpu: &Gpu, slot: &mut Option<Tensor>, len: usize) -> Result<(), Error> {
+    if slot.as_ref().is_none_or(|z| z.len() < len) {
+        *slot = Some(gpu.upload_f32(&vec![0.0; len], "heads.zero")?);
+    }
+    Ok(())
+}
+
+/// The vision tower with adaptive head trimming (`adaptive:MASS,heads=F`): in each block,
+/// after Q, K, V, every head's attention for S rows spread over the tile is computed and read
+/// back (one submit per block); heads whose share of the probe's output energy is under
+/// `threshold` are trimmed (`frame::kept_heads`, our training-free proxy for SmartTrim's
+/// learned head trimmer) and the block's attention runs for the kept heads only, the trimmed
+/// heads' output columns zero. Projections and the MLP stay dense. Returns the heads each
+/// block kept.
+fn vision_trimmed<'g>(
+    gpu: &'g Gpu,
+    (vision, vs, zero, probe): (&VisionTower, &VisionScratch, &Tensor, &Tensor),
+    mut rec: Recorder<'g>,
+    threshold: f32,
+    report: &mut AskReport,
+) -> Result<(Recorder<'g>, Vec<usize>), Error> {
+    let c = &vision.cfg;
+    let n = c.n_pos();
+    let rows = PROBE_ROWS.min(n);
+    let mut kept_per_block = Vec::with_capacity(vision.n_blocks());
+    vision.embed(&mut rec, vs)?;
+    for il in 0..vision.n_blocks() {
+        vision.block_qkv(&mut rec, vs, il, n)?;
+        rec.stage("prune");
+        vision.attention_probe(&mut rec, vs, n, rows, probe)?;
+        let h = rec.read(probe, 0, rows * c.n_embd);
+        let done = rec.finish()?;
+        record_gpu(report, &done.stage_ms);
+        let kept = frame::kept_heads(&done.f32(h), c.n_head, c.n_embd / c.n_head, threshold);
+        rec = Recorder::new(gpu);
+        rec.stage("vision");
+        vision.attention_heads(&mut rec, vs, n, &kept, zero)?;
+        vision.block_rest(&mut rec, vs, il, n)?;
+        kept_per_block.push(kept.len());
+    }
+    vision.finish(&mut rec, vs, n)?;
+    Ok((rec, kept_per_block))
+}
+
+/// The LLM prefill of the `n` prompt rows with adaptive head trimming, as [`vision_trimmed`]
+/// per layer; the probe takes the prompt's last S rows (they see every key, so causality
+/// holds). Decode steps run every head. Returns the query heads each layer kept.
+fn prefill_trimmed<'g>(
+    gpu: &'g Gpu,
+    (model, s, kv, zero, probe): (&TextModel, &TextScratch, &mut KvCache, &Tensor, &Tensor),
+    mut rec: Recorder<'g>,
+    n: usize,
+    threshold: f32,
+    report: &mut AskReport,
+) -> Result<(Recorder<'g>, Vec<usize>), Error> {
+    let c = &model.cfg;
+    let rows = PROBE_ROWS.min(n);
+    let mut kept_per_layer = Vec::with_capacity(c.n_layer);
+    model.begin(&mut rec, s, kv, n)?;
+    for il in 0..c.n_layer {
+        model.layer_qkv(&mut rec, s, kv, il, n)?;
+        rec.stage("prune");
+        model.attention_probe(&mut rec, s, kv, (il, n, rows), probe)?;
+        let h = rec.read(probe, 0, rows * c.n_head * c.head_dim);
+        let done = rec.finish()?;
+        record_gpu(report, &done.stage_ms);
+        let kept = frame::kept_heads(&done.f32(h), c.n_head, c.head_dim, threshold);
+        rec = Recorder::new(gpu);
+        rec.stage("prefill");
+        model.attention_heads(&mut rec, s, kv, (il, n), &kept, zero)?;
+        model.layer_rest(&mut rec, s, kv, il, n)?;
+        kept_per_layer.push(kept.len());
+    }
+    model.finish(&mut rec, s, kv, n, n)?;
+    Ok((rec, kept_per_layer))
 }
 
 /// Blocks `from..` and the post-LN on the first `n` tokens of the vision scratch.

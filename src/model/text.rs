@@ -178,55 +178,143 @@ impl TextModel {
         layers: std::ops::Range<usize>,
         n: usize,
     ) -> Result<(), Error> {
+        for il in layers {
+            self.layer_qkv(rec, s, cache, il, n)?;
+            let args = self.attention_args(cache, il, n);
+            kernels::attention(rec, &s.q, &cache.k[il], &cache.v[il], &s.attn, args)?;
+            self.layer_rest(rec, s, cache, il, n)?;
+        }
+        Ok(())
+    }
+
+    /// The part of layer `il` before attention on rows `0..n` of `s.x`: the norm, the roped
+    /// queries into `s.q`, keys and values into the cache after the rows the layer holds.
+    pub fn layer_qkv(
+        &self,
+        rec: &mut Recorder,
+        s: &TextScratch,
+        cache: &KvCache,
+        il: usize,
+        n: usize,
+    ) -> Result<(), Error> {
         let c = &self.cfg;
         let (d, kv_dim, q_dim) = (c.n_embd, c.n_head_kv * c.head_dim, c.n_head * c.head_dim);
-        for il in layers {
-            let l = &self.layers[il];
-            let pos0 = cache.rows[il];
-            kernels::rms_norm(rec, &s.x, &l.attn_norm.w, &s.h, n, d, c.eps)?;
-            kernels::matmul(rec, &s.h, &l.q.w, &s.q, n, l.q.opts())?;
-            // K and V go straight into the cache rows after those the layer holds.
-            let at = pos0 * kv_dim;
-            kernels::matmul(rec, &s.h, &l.k.w, &cache.k[il], n, MatmulOpts { y_offset: at, ..l.k.opts() })?;
-            kernels::matmul(rec, &s.h, &l.v.w, &cache.v[il], n, MatmulOpts { y_offset: at, ..l.v.opts() })?;
-            let rope = |n_head, offset, row_stride| RopeArgs {
-                n_tokens: n,
-                n_head,
-                head_dim: c.head_dim,
-                rope_dim: c.rope_dim,
-                base: c.rope_base,
-                halves: c.rope_mode == RopeMode::Halves,
-                offset,
-                row_stride,
-            };
-            kernels::rope(rec, &s.q, &s.positions, rope(c.n_head, 0, q_dim))?;
-            kernels::rope(rec, &cache.k[il], &s.positions, rope(c.n_head_kv, pos0 * kv_dim, kv_dim))?;
-            // Causal by row: rows are kept in position order, so row order is position order.
+        let l = &self.layers[il];
+        let pos0 = cache.rows[il];
+        kernels::rms_norm(rec, &s.x, &l.attn_norm.w, &s.h, n, d, c.eps)?;
+        kernels::matmul(rec, &s.h, &l.q.w, &s.q, n, l.q.opts())?;
+        // K and V go straight into the cache rows after those the layer holds.
+        let at = pos0 * kv_dim;
+        kernels::matmul(rec, &s.h, &l.k.w, &cache.k[il], n, MatmulOpts { y_offset: at, ..l.k.opts() })?;
+        kernels::matmul(rec, &s.h, &l.v.w, &cache.v[il], n, MatmulOpts { y_offset: at, ..l.v.opts() })?;
+        let rope = |n_head, offset, row_stride| RopeArgs {
+            n_tokens: n,
+            n_head,
+            head_dim: c.head_dim,
+            rope_dim: c.rope_dim,
+            base: c.rope_base,
+            halves: c.rope_mode == RopeMode::Halves,
+            offset,
+            row_stride,
+        };
+        kernels::rope(rec, &s.q, &s.positions, rope(c.n_head, 0, q_dim))?;
+        kernels::rope(rec, &cache.k[il], &s.positions, rope(c.n_head_kv, pos0 * kv_dim, kv_dim))?;
+        Ok(())
+    }
+
+    /// Layer `il`'s attention of `n` new rows (after `layer_qkv`, before `layer_rest`): every
+    /// head, from `s.q` and the cache into `s.attn`.
+    pub fn attention_args(&self, cache: &KvCache, il: usize, n: usize) -> AttentionArgs {
+        let c = &self.cfg;
+        let (kv_dim, q_dim) = (c.n_head_kv * c.head_dim, c.n_head * c.head_dim);
+        let pos0 = cache.rows[il];
+        // Causal by row: rows are kept in position order, so row order is position order.
+        AttentionArgs {
+            n_q: n,
+            n_kv: pos0 + n,
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            causal: true,
+            pos0,
+            q_offset: 0,
+            q_stride: q_dim,
+            k_offset: 0,
+            v_offset: 0,
+            kv_stride: kv_dim,
+            o_offset: 0,
+            o_stride: q_dim,
+        }
+    }
+
+    /// Head trimming's probe: every head's attention output of the last `rows` of the `n` new
+    /// rows (they see every key, so causality holds) into `out` (`[rows, n_head * head_dim]`).
+    pub fn attention_probe(
+        &self,
+        rec: &mut Recorder,
+        s: &TextScratch,
+        cache: &KvCache,
+        (il, n, rows): (usize, usize, usize),
+        out: &Tensor,
+    ) -> Result<(), Error> {
+        let all = self.attention_args(cache, il, n);
+        let first = n - rows.min(n);
+        let args = AttentionArgs { n_q: n - first, pos0: all.pos0 + first, q_offset: first * all.q_stride, ..all };
+        Ok(kernels::attention(rec, &s.q, &cache.k[il], &cache.v[il], out, args)?)
+    }
+
+    /// Layer `il`'s attention for the `heads` kept only, one single-head call each (grouped
+    /// queries read their KV head); the other heads' columns of `s.attn` are zero (copied from
+    /// `zero`, at least `n * n_head * head_dim` long).
+    pub fn attention_heads(
+        &self,
+        rec: &mut Recorder,
+        s: &TextScratch,
+        cache: &KvCache,
+        (il, n): (usize, usize),
+        heads: &[usize],
+        zero: &Tensor,
+    ) -> Result<(), Error> {
+        let c = &self.cfg;
+        let all = self.attention_args(cache, il, n);
+        let hd = c.head_dim;
+        let group = c.n_head / c.n_head_kv.max(1);
+        rec.copy(zero, 0, &s.attn, 0, n * c.n_head * hd);
+        for &h in heads {
+            let hk = h / group.max(1);
             let args = AttentionArgs {
-                n_q: n,
-                n_kv: pos0 + n,
-                n_head: c.n_head,
-                n_head_kv: c.n_head_kv,
-                head_dim: c.head_dim,
-                causal: true,
-                pos0,
-                q_offset: 0,
-                q_stride: q_dim,
-                k_offset: 0,
-                v_offset: 0,
-                kv_stride: kv_dim,
-                o_offset: 0,
-                o_stride: q_dim,
+                n_head: 1,
+                n_head_kv: 1,
+                q_offset: h * hd,
+                k_offset: hk * hd,
+                v_offset: hk * hd,
+                o_offset: h * hd,
+                ..all
             };
             kernels::attention(rec, &s.q, &cache.k[il], &cache.v[il], &s.attn, args)?;
-            kernels::matmul(rec, &s.attn, &l.out.w, &s.x, n, l.out.residual())?;
-            kernels::rms_norm(rec, &s.x, &l.ffn_norm.w, &s.h, n, d, c.eps)?;
-            kernels::matmul(rec, &s.h, &l.gate.w, &s.gate, n, MatmulOpts::default())?;
-            kernels::matmul(rec, &s.h, &l.up.w, &s.up, n, MatmulOpts::default())?;
-            kernels::swiglu(rec, &s.gate, &s.up, n * c.n_ff)?;
-            kernels::matmul(rec, &s.gate, &l.down.w, &s.x, n, l.down.residual())?;
-            cache.rows[il] += n;
         }
+        Ok(())
+    }
+
+    /// The part of layer `il` after attention: the output projection (residual) and the FFN;
+    /// the layer then holds `n` more rows.
+    pub fn layer_rest(
+        &self,
+        rec: &mut Recorder,
+        s: &TextScratch,
+        cache: &mut KvCache,
+        il: usize,
+        n: usize,
+    ) -> Result<(), Error> {
+        let c = &self.cfg;
+        let l = &self.layers[il];
+        kernels::matmul(rec, &s.attn, &l.out.w, &s.x, n, l.out.residual())?;
+        kernels::rms_norm(rec, &s.x, &l.ffn_norm.w, &s.h, n, c.n_embd, c.eps)?;
+        kernels::matmul(rec, &s.h, &l.gate.w, &s.gate, n, MatmulOpts::default())?;
+        kernels::matmul(rec, &s.h, &l.up.w, &s.up, n, MatmulOpts::default())?;
+        kernels::swiglu(rec, &s.gate, &s.up, n * c.n_ff)?;
+        kernels::matmul(rec, &s.gate, &l.down.w, &s.x, n, l.down.residual())?;
+        cache.rows[il] += n;
         Ok(())
     }
 

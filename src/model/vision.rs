@@ -132,21 +132,33 @@ impl VisionTower {
 
     /// Block `il` on the first `n` tokens of `s.x`, in place.
     pub fn block(&self, rec: &mut Recorder, s: &VisionScratch, il: usize, n: usize) -> Result<(), Error> {
-        let c = &self.cfg;
-        let d = c.n_embd;
+        self.block_qkv(rec, s, il, n)?;
+        kernels::attention(rec, &s.qkv, &s.qkv, &s.qkv, &s.attn, self.attention_args(n))?;
+        self.block_rest(rec, s, il, n)
+    }
+
+    /// The part of block `il` before attention: LN1 and the Q, K, V projections of the first
+    /// `n` tokens into `s.qkv`.
+    pub fn block_qkv(&self, rec: &mut Recorder, s: &VisionScratch, il: usize, n: usize) -> Result<(), Error> {
+        let d = self.cfg.n_embd;
         let b = &self.blocks[il];
         self.layer_norm(rec, &s.x, &b.ln1, &s.h, n)?;
         for (i, lin) in [&b.q, &b.k, &b.v].into_iter().enumerate() {
             let opts = MatmulOpts { y_offset: i * d, y_stride: 3 * d, ..lin.opts() };
             kernels::matmul(rec, &s.h, &lin.w, &s.qkv, n, opts)?;
         }
-        let head_dim = d / c.n_head;
-        let args = AttentionArgs {
+        Ok(())
+    }
+
+    /// The block's attention over the first `n` rows of `s.qkv` (every head, into `s.attn`).
+    pub fn attention_args(&self, n: usize) -> AttentionArgs {
+        let d = self.cfg.n_embd;
+        AttentionArgs {
             n_q: n,
             n_kv: n,
-            n_head: c.n_head,
-            n_head_kv: c.n_head,
-            head_dim,
+            n_head: self.cfg.n_head,
+            n_head_kv: self.cfg.n_head,
+            head_dim: d / self.cfg.n_head,
             causal: false,
             pos0: 0,
             q_offset: 0,
@@ -156,8 +168,57 @@ impl VisionTower {
             kv_stride: 3 * d,
             o_offset: 0,
             o_stride: d,
-        };
-        kernels::attention(rec, &s.qkv, &s.qkv, &s.qkv, &s.attn, args)?;
+        }
+    }
+
+    /// Head trimming's probe: every head's attention output for `rows` of the first `n` tokens
+    /// spread evenly (every `n / rows`-th) into `out` (`[rows, n_embd]`). Needs `block_qkv`.
+    pub fn attention_probe(
+        &self,
+        rec: &mut Recorder,
+        s: &VisionScratch,
+        n: usize,
+        rows: usize,
+        out: &Tensor,
+    ) -> Result<(), Error> {
+        let d = self.cfg.n_embd;
+        let step = (n / rows.max(1)).max(1);
+        let args = AttentionArgs { n_q: rows, q_stride: step * 3 * d, ..self.attention_args(n) };
+        Ok(kernels::attention(rec, &s.qkv, &s.qkv, &s.qkv, out, args)?)
+    }
+
+    /// The block's attention for the `heads` kept only, one single-head call each; the other
+    /// heads' columns of `s.attn` are zero (copied from `zero`, at least `n * n_embd` long).
+    pub fn attention_heads(
+        &self,
+        rec: &mut Recorder,
+        s: &VisionScratch,
+        n: usize,
+        heads: &[usize],
+        zero: &Tensor,
+    ) -> Result<(), Error> {
+        let all = self.attention_args(n);
+        let hd = all.head_dim;
+        rec.copy(zero, 0, &s.attn, 0, n * self.cfg.n_embd);
+        for &h in heads {
+            let args = AttentionArgs {
+                n_head: 1,
+                n_head_kv: 1,
+                q_offset: all.q_offset + h * hd,
+                k_offset: all.k_offset + h * hd,
+                v_offset: all.v_offset + h * hd,
+                o_offset: h * hd,
+                ..all
+            };
+            kernels::attention(rec, &s.qkv, &s.qkv, &s.qkv, &s.attn, args)?;
+        }
+        Ok(())
+    }
+
+    /// The part of block `il` after attention: the output projection (residual) and the MLP.
+    pub fn block_rest(&self, rec: &mut Recorder, s: &VisionScratch, il: usize, n: usize) -> Result<(), Error> {
+        let c = &self.cfg;
+        let b = &self.blocks[il];
         kernels::matmul(rec, &s.attn, &b.out.w, &s.x, n, b.out.residual())?;
         self.layer_norm(rec, &s.x, &b.ln2, &s.h, n)?;
         kernels::matmul(rec, &s.h, &b.up.w, &s.ffn, n, b.up.opts())?;

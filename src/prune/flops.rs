@@ -13,14 +13,28 @@ pub fn gemm(m: usize, k: usize, n: usize) -> f64 {
 /// One pre-LN ViT block on `n` tokens: q, k, v, o projections (4nd^2), attention (QK^T and PV,
 /// 2n^2d) and a GELU MLP (2ndm), as multiply-adds times 2.
 pub fn vit_block(n: usize, d: usize, ff: usize) -> f64 {
-    4.0 * gemm(n, d, d) + 2.0 * gemm(n, d, n) + 2.0 * gemm(n, d, ff)
+    vit_block_heads(n, d, ff, 1, 1)
+}
+
+/// [`vit_block`] with `kept` of its `n_head` attention heads run (head trimming): the attention
+/// term counts the kept heads' columns only; the projections and the MLP stay dense.
+pub fn vit_block_heads(n: usize, d: usize, ff: usize, n_head: usize, kept: usize) -> f64 {
+    let attn_width = d / n_head.max(1) * kept.min(n_head);
+    4.0 * gemm(n, d, d) + 2.0 * gemm(n, attn_width, n) + 2.0 * gemm(n, d, ff)
 }
 
 /// The vision tower on one tile with `n_tokens[i]` tokens entering block i (pruning may reduce
 /// them), plus the patch embedding.
 pub fn vision(c: &VisionConfig, n_tokens: &[usize]) -> f64 {
+    vision_heads(c, n_tokens, None)
+}
+
+/// [`vision`] with `heads[i]` attention heads run in block i (all when `None`).
+pub fn vision_heads(c: &VisionConfig, n_tokens: &[usize], heads: Option<&[usize]>) -> f64 {
     let patch = gemm(c.n_patches(), 3 * c.patch_size * c.patch_size, c.n_embd);
-    patch + n_tokens.iter().map(|&n| vit_block(n, c.n_embd, c.n_ff)).sum::<f64>()
+    let kept = |i: usize| heads.and_then(|h| h.get(i).copied()).unwrap_or(c.n_head);
+    let blocks = n_tokens.iter().enumerate().map(|(i, &n)| vit_block_heads(n, c.n_embd, c.n_ff, c.n_head, kept(i)));
+    patch + blocks.sum::<f64>()
 }
 
 /// The vision tower on one tile, unpruned.
@@ -39,12 +53,25 @@ pub fn projector(c: &VisionConfig, n_out: usize, hidden: Option<usize>) -> f64 {
 /// One decoder layer on `n` new tokens after `past` cached ones: projections with grouped-query
 /// k/v, causal attention over the keys each query sees, SwiGLU FFN (3ndm).
 pub fn text_layer(c: &TextConfig, n: usize, past: usize) -> f64 {
+    text_layer_heads(c, n, past, c.n_head)
+}
+
+/// [`text_layer`] with `kept` of the `n_head` query heads run (head trimming): the attention
+/// term counts the kept heads only; the projections and the FFN stay dense.
+pub fn text_layer_heads(c: &TextConfig, n: usize, past: usize, kept: usize) -> f64 {
     let (d, q, kv) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
     let proj = gemm(n, d, q) + 2.0 * gemm(n, d, kv) + gemm(n, q, d);
-    // Query i sees past + i + 1 keys; QK^T and PV each take q multiply-adds per key.
+    // Query i sees past + i + 1 keys; QK^T and PV each take head_dim multiply-adds per key and head.
     let keys: f64 = (0..n).map(|i| (past + i + 1) as f64).sum();
-    let attn = 2.0 * 2.0 * keys * q as f64;
+    let attn = 2.0 * 2.0 * keys * (kept.min(c.n_head) * c.head_dim) as f64;
     proj + attn + 3.0 * gemm(n, d, c.n_ff)
+}
+
+/// Head trimming's probe in one layer: `rows` queries, every head (`width` = heads x
+/// head_dim), query i seeing `keys(i)` keys; QK^T and PV.
+pub fn attention_probe(rows: usize, width: usize, keys: impl Fn(usize) -> usize) -> f64 {
+    let keys: f64 = (0..rows).map(|i| keys(i) as f64).sum();
+    2.0 * 2.0 * keys * width as f64
 }
 
 /// A forward of `n` tokens after `past` through every layer, plus the output projection of the
@@ -62,6 +89,17 @@ mod tests {
     #[test]
     fn vit_block_hand_computed() {
         assert_eq!(vit_block(2, 4, 8), 576.0);
+    }
+
+    /// Head trimming: n = 2, d = 4, 2 heads of 2, ff = 8, one head kept: the attention term
+    /// 2 * 2*2*2 = 16 multiply-adds (of 32) -> 288 - 16 = 272 multiply-adds, 544 FLOPs; every
+    /// head kept is the dense block.
+    #[test]
+    fn vit_block_heads_hand_computed() {
+        assert_eq!(vit_block_heads(2, 4, 8, 2, 1), 544.0);
+        assert_eq!(vit_block_heads(2, 4, 8, 2, 2), vit_block(2, 4, 8));
+        // Probe: 2 rows over 3 keys each, width 4: 2 * 6 * 4 = 48 multiply-adds.
+        assert_eq!(attention_probe(2, 4, |_| 3), 96.0);
     }
 
     /// One llama layer, d = 4, 2 heads of 2 (q = 4), 1 kv head (kv = 2), ff = 8, 3 new tokens
@@ -87,6 +125,9 @@ mod tests {
             qkv_bias: false,
         };
         assert_eq!(text_layer(&c, 3, 1), 1008.0);
+        // One of the 2 heads kept: attention 2 * 9 * 2 = 36 (of 72) -> 468 multiply-adds.
+        assert_eq!(text_layer_heads(&c, 3, 1, 1), 936.0);
+        assert_eq!(text_layer_heads(&c, 3, 1, 2), 1008.0);
         assert_eq!(text_forward(&c, 3, 1), 1008.0 + 80.0);
     }
 }

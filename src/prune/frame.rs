@@ -63,9 +63,22 @@ impl FrameFlops {
         block_tokens: &[Vec<usize>],
         choices: Option<&[TileChoice]>,
     ) -> FrameFlops {
+        Self::vision_heads(c, mlp_hidden, block_tokens, None, choices)
+    }
+
+    /// [`FrameFlops::vision`] with head trimming: `block_heads[t][i]` attention heads ran in
+    /// block i of tile t (every head when `None`).
+    pub fn vision_heads(
+        c: &VisionConfig,
+        mlp_hidden: Option<usize>,
+        block_tokens: &[Vec<usize>],
+        block_heads: Option<&[Vec<usize>]>,
+        choices: Option<&[TileChoice]>,
+    ) -> FrameFlops {
         let tiles = block_tokens.len();
         let dense_tower = tiles as f64 * flops::vision_dense(c);
-        let tower: f64 = block_tokens.iter().map(|b| flops::vision(c, b)).sum();
+        let heads = |t: usize| block_heads.and_then(|h| h.get(t)).map(Vec::as_slice);
+        let tower: f64 = block_tokens.iter().enumerate().map(|(t, b)| flops::vision_heads(c, b, heads(t))).sum();
         let dense_tokens = c.tokens_per_tile();
         let proj_dense = tiles as f64 * flops::projector(c, dense_tokens, mlp_hidden);
         let mut f = FrameFlops::default();
@@ -85,9 +98,25 @@ impl FrameFlops {
     /// The LLM prefill: `rows[l]` tokens ran through layer l; `dense` tokens each without
     /// pruning.
     pub fn prefill(&mut self, c: &TextConfig, dense: usize, rows: &[usize]) {
+        self.prefill_heads(c, dense, rows, None);
+    }
+
+    /// [`FrameFlops::prefill`] with head trimming: `heads[l]` query heads ran in layer l (every
+    /// head when `None`).
+    pub fn prefill_heads(&mut self, c: &TextConfig, dense: usize, rows: &[usize], heads: Option<&[usize]>) {
         let head = flops::gemm(1, c.n_embd, c.n_vocab);
-        let executed = rows.iter().map(|&n| flops::text_layer(c, n, 0)).sum::<f64>() + head;
+        let kept = |l: usize| heads.and_then(|h| h.get(l).copied()).unwrap_or(c.n_head);
+        let executed =
+            rows.iter().enumerate().map(|(l, &n)| flops::text_layer_heads(c, n, 0, kept(l))).sum::<f64>() + head;
         self.stages.push(("prefill".into(), flops::text_forward(c, dense, 0), executed));
+    }
+
+    /// Adds `executed` FLOPs (no dense counterpart) to stage `name`, created when missing.
+    pub fn add_executed(&mut self, name: &str, executed: f64) {
+        match self.stages.iter_mut().find(|s| s.0 == name) {
+            Some(s) => s.2 += executed,
+            None => self.stages.push((name.into(), 0.0, executed)),
+        }
     }
 
     /// `generated` decode steps; layer l's cache held `cached[l]` rows before the first step
@@ -107,6 +136,34 @@ impl FrameFlops {
     pub fn executed(&self) -> f64 {
         self.stages.iter().map(|s| s.2).sum()
     }
+}
+
+/// Adaptive head trimming's decision for one layer, on the probe's attention outputs (`probe`:
+/// rows of `n_head * head_dim`, each head's output side by side). This is our training-free
+/// proxy for SmartTrim's learned head trimmer: a head's saliency on this input is its share of
+/// the output energy, `share_h = sum over probe rows of ||O_h||^2 / the same summed over heads`,
+/// and heads with `share_h < threshold` are trimmed. Returns the kept heads, ascending: never
+/// empty (the strongest head stays), every head when the probe carries no finite energy.
+pub fn kept_heads(probe: &[f32], n_head: usize, head_dim: usize, threshold: f32) -> Vec<usize> {
+    let width = n_head * head_dim;
+    let mut energy = vec![0f64; n_head];
+    if width > 0 {
+        for row in probe.chunks_exact(width) {
+            for (h, e) in energy.iter_mut().enumerate() {
+                *e += row[h * head_dim..(h + 1) * head_dim].iter().map(|&v| v as f64 * v as f64).sum::<f64>();
+            }
+        }
+    }
+    let total: f64 = energy.iter().sum();
+    if !(total.is_finite() && total > 0.0) {
+        return (0..n_head).collect();
+    }
+    let kept: Vec<usize> = (0..n_head).filter(|&h| energy[h] / total >= threshold as f64).collect();
+    if !kept.is_empty() {
+        return kept;
+    }
+    let best = (0..n_head).max_by(|&a, &b| energy[a].total_cmp(&energy[b])).unwrap_or(0);
+    vec![best]
 }
 
 /// The GPU selection's own FLOPs for one tile: VisionZip's two attention passes (row
@@ -159,6 +216,22 @@ mod tests {
         // In-LLM and adaptive methods choose later.
         assert_eq!(choose(&plan("fastv:64"), 1, 24).unwrap(), None);
         assert_eq!(choose(&plan("adaptive:0.9"), 1, 24).unwrap(), None);
+    }
+
+    #[test]
+    fn kept_heads_by_output_energy_share() {
+        // 2 equal rows, 3 heads of 2: head 0 (1, 1), head 1 (2, 0), head 2 (0, 3) -> energies
+        // 2 * 2 = 4, 2 * 4 = 8, 2 * 9 = 18; total 30: shares 0.133, 0.267, 0.6.
+        let row = [1.0, 1.0, 2.0, 0.0, 0.0, 3.0];
+        let probe: Vec<f32> = row.iter().chain(&row).copied().collect();
+        assert_eq!(kept_heads(&probe, 3, 2, 0.000001), vec![0, 1, 2]);
+        assert_eq!(kept_heads(&probe, 3, 2, 0.2), vec![1, 2]);
+        assert_eq!(kept_heads(&probe, 3, 2, 0.5), vec![2]);
+        // Never empty: the strongest head stays.
+        assert_eq!(kept_heads(&probe, 3, 2, 0.9), vec![2]);
+        // No energy (or NaN): keep everything.
+        assert_eq!(kept_heads(&[0.0; 6], 3, 2, 0.5), vec![0, 1, 2]);
+        assert_eq!(kept_heads(&[f32::NAN; 6], 3, 2, 0.5), vec![0, 1, 2]);
     }
 
     fn text() -> TextConfig {

@@ -128,8 +128,9 @@ impl Default for MustDropParams {
 pub struct AdaptiveParams {
     /// Keep the fewest visual tokens whose attention mass reaches this share of the total, in (0, 1].
     pub mass: f32,
-    /// A head carrying less than this share of the attention mass is trimmed, in [0, 1).
-    /// Default 0: no head trimming (the engine does not trim heads yet and refuses `heads=`).
+    /// A head carrying less than this share of the attention output energy (per layer, on a
+    /// probe of the layer's queries: `prune::frame::kept_heads`) is trimmed, in [0, 1), in the
+    /// ViT blocks and the LLM prefill. Default 0: no head trimming.
     pub head_threshold: f32,
 }
 

@@ -101,8 +101,12 @@ pub struct FrameReport {
     pub stages: Vec<StageReport>,
     /// Image tokens entering each LLM layer (one entry per layer).
     pub llm_tokens_per_layer: Vec<usize>,
-    /// Vision attention heads kept per layer, when head pruning ran.
+    /// Vision attention heads kept per ViT block, summed over the frame's tiles (a one-tile
+    /// frame: that tile's heads), when head trimming ran.
     pub vision_heads_kept: Option<Vec<usize>>,
+    /// Query heads each LLM layer ran in the prefill (one entry per layer), when head trimming
+    /// ran; decode steps run every head.
+    pub llm_heads_kept: Option<Vec<usize>>,
     /// FLOPs of the frame without pruning.
     pub flops_dense: f64,
     /// FLOPs the frame executed.
@@ -164,6 +168,7 @@ mod tests {
             stages: vec![StageReport { name: "visionzip".into(), grids: vec![], tokens_in: 576, tokens_out: 64 }],
             llm_tokens_per_layer: vec![64; 2],
             vision_heads_kept: None,
+            llm_heads_kept: None,
             flops_dense: 9.0,
             flops_executed: 1.0,
             flops_by_stage: vec![],

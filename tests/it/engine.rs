@@ -307,8 +307,7 @@ fn engine_mustdrop_stage1_merges_windows() {
 }
 
 /// Adaptive budgets: each tile keeps the fewest tokens holding the asked share of its attention
-/// mass, so the count grows with the share; the overlay marks exactly the kept tokens, and head
-/// trimming (not built yet) is refused rather than ignored.
+/// mass, so the count grows with the share; the overlay marks exactly the kept tokens.
 #[test]
 fn engine_adaptive_keeps_an_attention_mass_share() {
     use glimpse::prune::report::PatchFate;
@@ -337,9 +336,55 @@ fn engine_adaptive_keeps_an_attention_mass_share() {
             last = p.visual_tokens;
         }
         assert!(last > 1, "{preset}: 95% of the mass needs more than one token");
-        let opts = AskOptions { prune: "adaptive:0.9,heads=0.1".parse().unwrap(), ..Default::default() };
-        let e = engine.ask(&img, "What?", &opts, &mut |_| {}).unwrap_err();
-        assert!(e.to_string().contains("not implemented"), "{e}");
+    }
+}
+
+/// Adaptive head trimming (`heads=F`): a threshold every head passes takes the per-head path
+/// (probe, single-head attention calls, zeroed output) and gives the answer of the plain
+/// adaptive plan; a large one trims heads in the ViT and the LLM prefill, at least one per
+/// layer, for fewer FLOPs, and the answer still generates.
+#[test]
+fn engine_adaptive_head_trimming() {
+    if gpu().is_none() {
+        return;
+    }
+    for preset in ["tiny-llava", "tiny"] {
+        let dir = temp_dir(&format!("engine_adaptive_heads_{preset}"));
+        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let (vh, th, tl) = {
+            let (v, t) = (&engine.vision().cfg, &engine.text().cfg);
+            (v.n_head, t.n_head, t.n_layer)
+        };
+        let img = picture(120, 70);
+        let question = "What colour is the circle?";
+        let ask = |engine: &mut Engine, spec: &str| {
+            let opts = AskOptions { max_tokens: 8, prune: spec.parse().unwrap(), ..Default::default() };
+            engine.ask(&img, question, &opts, &mut |_| {}).unwrap()
+        };
+        let plain = ask(&mut engine, "adaptive:1");
+        let all = ask(&mut engine, "adaptive:1,heads=0.000001");
+        let p = all.report.pruning.clone().unwrap();
+        let tiles = all.report.tiles;
+        let vision_kept = p.vision_heads_kept.clone().expect("vision heads reported");
+        assert!(vision_kept.iter().all(|&k| k == vh * tiles), "{preset}: {vision_kept:?}");
+        assert_eq!(p.llm_heads_kept, Some(vec![th; tl]), "{preset}");
+        assert_eq!(all.tokens, plain.tokens, "{preset}: every head kept must answer as without heads=");
+        assert_eq!(plain.report.pruning.unwrap().llm_heads_kept, None);
+
+        let trimmed = ask(&mut engine, "adaptive:1,heads=0.4");
+        let p = trimmed.report.pruning.unwrap();
+        let (v, l) = (p.vision_heads_kept.unwrap(), p.llm_heads_kept.unwrap());
+        let tiles = trimmed.report.tiles;
+        assert!(!v.is_empty() && v.iter().all(|&k| k >= tiles && k <= vh * tiles), "{preset}: {v:?}");
+        assert!(l.len() == tl && l.iter().all(|&k| (1..=th).contains(&k)), "{preset}: {l:?}");
+        assert!(v.iter().any(|&k| k < vh * tiles) && l.iter().any(|&k| k < th), "{preset}: {v:?} {l:?}");
+        assert!(p.flops_executed < p.flops_dense, "{preset}: {} vs {}", p.flops_executed, p.flops_dense);
+        let stage = |name: &str| p.flops_by_stage.iter().find(|s| s.0 == name).unwrap().clone();
+        let (vision, prefill) = (stage("vision"), stage("prefill"));
+        assert!(vision.2 < vision.1 && prefill.2 < prefill.1, "{preset}: {vision:?} {prefill:?}");
+        assert!(matches!(trimmed.stop, Stop::MaxTokens | Stop::EndOfGeneration));
+        assert_eq!(trimmed.report.generated_tokens, trimmed.tokens.len());
     }
 }
 
