@@ -342,3 +342,108 @@ impl BenchReport {
         s
     }
 }
+
+/// One pruning plan measured end to end on the demo image (medians over runs).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MethodFigure {
+    pub plan: String,
+    pub gflops_dense: f64,
+    pub gflops_executed: f64,
+    /// GPU ms of the vision tower, the selection and the projector.
+    pub vision_ms: f64,
+    /// GPU ms of the embeddings and the LLM prefill (with any in-LLM selection).
+    pub prefill_ms: f64,
+    pub decode_tokens_per_s: f64,
+    pub kv_bytes: u64,
+    /// Wall-clock ms of the whole ask (vision to last token).
+    pub wall_ms: f64,
+    /// Dense FLOPs over executed, and the dense plan's wall time over this plan's.
+    pub flops_ratio: f64,
+    pub time_ratio: f64,
+}
+
+/// The demo image every method is measured on.
+const DEMO_IMAGE: &[u8] = include_bytes!("../assets/shapes.png");
+
+/// Runs none and each of `plans` on the demo image, one tile, `decode_tokens` tokens: the
+/// executed FLOPs next to the time they took, per stage.
+pub fn methods(
+    engine: &mut crate::engine::Engine,
+    plans: &[crate::prune::plan::PrunePlan],
+    runs: usize,
+    decode_tokens: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<MethodFigure>, Error> {
+    use crate::engine::AskOptions;
+    let image = crate::model::preprocess::decode(DEMO_IMAGE)?;
+    let question = "What shapes are in the picture?";
+    let mut out: Vec<MethodFigure> = Vec::new();
+    let mut all = vec![crate::prune::plan::PrunePlan::none()];
+    all.extend(plans.iter().cloned());
+    for plan in &all {
+        progress(&format!("method {plan}"));
+        let opts =
+            AskOptions { max_tokens: decode_tokens, max_tiles: Some(1), prune: plan.clone(), ..Default::default() };
+        // A warm-up ask compiles the pipelines this plan uses.
+        engine.ask(&image, question, &opts, &mut |_| {})?;
+        let (mut vision, mut prefill, mut decode, mut wall) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut last = None;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let a = engine.ask(&image, question, &opts, &mut |_| {})?;
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+            let stage = |names: &[&str]| -> f64 {
+                a.report.gpu_ms.iter().filter(|(n, _)| names.contains(&n.as_str())).map(|(_, ms)| ms).sum()
+            };
+            vision.push(stage(&["vision", "prune", "projector"]));
+            prefill.push(stage(&["embed", "prefill"]));
+            let steps = a.report.generated_tokens.saturating_sub(1).max(1) as f64;
+            decode.push(steps / (stage(&["decode"]).max(1e-9) / 1e3));
+            last = Some(a);
+        }
+        let Some(a) = last else { continue };
+        let p = a.report.pruning.as_ref();
+        let (exec, dense) = p.map_or((0.0, 0.0), |p| (p.flops_executed, p.flops_dense));
+        let wall_ms = median(&mut wall);
+        let base = out.first().map_or(wall_ms, |b| b.wall_ms);
+        out.push(MethodFigure {
+            plan: plan.to_string(),
+            gflops_dense: dense / 1e9,
+            gflops_executed: exec / 1e9,
+            vision_ms: median(&mut vision),
+            prefill_ms: median(&mut prefill),
+            decode_tokens_per_s: median(&mut decode),
+            kv_bytes: a.report.kv_bytes_used,
+            wall_ms,
+            flops_ratio: if exec > 0.0 { dense / exec } else { 1.0 },
+            time_ratio: base / wall_ms.max(1e-9),
+        });
+    }
+    Ok(out)
+}
+
+/// The methods as a table.
+pub fn methods_table(rows: &[MethodFigure]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "\n{:<20} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}\n",
+        "plan", "GFLOP", "FLOPs x", "vision ms", "prefill ms", "decode/s", "KV KiB", "wall ms", "time x"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<20} {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>9.2} {:>9.1} {:>9.0} {:>8.2}\n",
+            r.plan,
+            r.gflops_executed,
+            r.flops_ratio,
+            r.vision_ms,
+            r.prefill_ms,
+            r.decode_tokens_per_s,
+            r.kv_bytes as f64 / 1024.0,
+            r.wall_ms,
+            r.time_ratio
+        );
+    }
+    s
+}

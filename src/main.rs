@@ -242,6 +242,14 @@ struct BenchArgs {
     /// Where forged models are kept between runs
     #[arg(long, default_value = "target/glimpse-forged")]
     cache: PathBuf,
+    /// Pruning plans measured end to end against dense on the demo image (one tile); `none` to
+    /// skip this part
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "visionzip:25%,mustdrop:25%,adaptive:0.5,fastv:25%,random:25%,grid:25%"
+    )]
+    methods: Vec<String>,
     /// GPU adapter (name substring or backend)
     #[arg(long)]
     adapter: Option<String>,
@@ -505,10 +513,31 @@ fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let gpu = glimpse::gpu::Gpu::new(&glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() })?;
     let opts = glimpse::bench::BenchOptions { runs: a.runs, ..Default::default() };
     let start = std::time::Instant::now();
-    let report = glimpse::bench::run(&gpu, &text, &mmproj, &opts, &mut |what| {
-        eprintln!("[{:>6.1} s] {what} ...", start.elapsed().as_secs_f64())
-    })?;
-    let out = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.table() };
+    let mut progress = |what: &str| eprintln!("[{:>6.1} s] {what} ...", start.elapsed().as_secs_f64());
+    let report = glimpse::bench::run(&gpu, &text, &mmproj, &opts, &mut progress)?;
+    let plans = a
+        .methods
+        .iter()
+        .filter(|m| m.as_str() != "none")
+        .map(|m| m.parse::<glimpse::prune::plan::PrunePlan>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let methods = if plans.is_empty() {
+        Vec::new()
+    } else {
+        let gpu = std::sync::Arc::new(gpu);
+        let mut engine = glimpse::engine::Engine::load_on(gpu, &text, &mmproj, &Default::default())?;
+        match glimpse::bench::methods(&mut engine, &plans, a.runs, 16, &mut progress) {
+            Ok(m) => m,
+            Err(e) => return Err(anyhow::Error::from(e).context("measuring the pruning methods")),
+        }
+    };
+    let out = if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["methods"] = serde_json::to_value(&methods)?;
+        serde_json::to_string_pretty(&v)? + "\n"
+    } else {
+        report.table() + &glimpse::bench::methods_table(&methods)
+    };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
