@@ -134,7 +134,8 @@ impl<'g> Recorder<'g> {
             gpu.queue.write_buffer(&arena, 0, &bytes);
         }
 
-        let n_stages = self.ops.iter().filter(|o| matches!(o, Op::Stage(_))).count();
+        let segments = segments(self.ops);
+        let n_stages = segments.iter().filter(|s| matches!(s, Segment::Pass { stage: Some(_), .. })).count();
         let timing = gpu.caps.timestamps && n_stages > 0;
         let queries = timing.then(|| {
             device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -146,7 +147,7 @@ impl<'g> Recorder<'g> {
 
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("glimpse") });
         let mut stage_names = Vec::new();
-        for segment in segments(self.ops) {
+        for segment in segments {
             match segment {
                 Segment::Copy { src, src_offset, dst, dst_offset, size } => {
                     encoder.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
@@ -222,7 +223,12 @@ impl<'g> Recorder<'g> {
             let period = gpu.queue.get_timestamp_period() as f64;
             for (i, name) in stage_names.into_iter().enumerate() {
                 let (t0, t1) = (raw.get(2 * i).copied().unwrap_or(0), raw.get(2 * i + 1).copied().unwrap_or(0));
-                stage_ms.push((name, t1.saturating_sub(t0) as f64 * period / 1e6));
+                let ms = t1.saturating_sub(t0) as f64 * period / 1e6;
+                // A stage split by copies is several passes: one entry, their sum.
+                match stage_ms.iter_mut().find(|(n, _): &&mut (String, f64)| *n == name) {
+                    Some((_, total)) => *total += ms,
+                    None => stage_ms.push((name, ms)),
+                }
             }
         }
         Ok(Finished { stage_ms, readbacks })
@@ -235,13 +241,17 @@ enum Segment {
     Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
 }
 
-/// Groups recorded ops into passes: a stage marker or a copy ends the current pass.
+/// Groups recorded ops into passes: a stage marker or a copy ends the current pass. Dispatches
+/// after a copy continue the stage they were recorded in (a pass of their own, timed under the
+/// same name).
 fn segments(ops: Vec<Op>) -> Vec<Segment> {
     let mut out: Vec<Segment> = Vec::new();
     let mut open = false;
+    let mut current: Option<String> = None;
     for op in ops {
         match op {
             Op::Stage(name) => {
+                current = Some(name.clone());
                 out.push(Segment::Pass { stage: Some(name), dispatches: Vec::new() });
                 open = true;
             }
@@ -252,7 +262,7 @@ fn segments(ops: Vec<Op>) -> Vec<Segment> {
             Op::Dispatch(d) => match out.last_mut() {
                 Some(Segment::Pass { dispatches, .. }) if open => dispatches.push(d),
                 _ => {
-                    out.push(Segment::Pass { stage: None, dispatches: vec![d] });
+                    out.push(Segment::Pass { stage: current.clone(), dispatches: vec![d] });
                     open = true;
                 }
             },
