@@ -11,7 +11,7 @@ use crate::prune::plan::PrunePlan;
 use crate::prune::report::FrameReport;
 
 /// The methods `compare` runs by default (those the engine implements).
-pub const METHODS: &[&str] = &["visionzip", "fastv", "mustdrop", "random", "grid"];
+pub const METHODS: &[&str] = &["visionzip", "mustdrop", "adaptive", "fastv", "random", "grid"];
 
 /// One method's run.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -40,7 +40,7 @@ pub fn run(
     base: &AskOptions,
 ) -> Result<Vec<CompareRow>, Error> {
     let mut specs = vec!["none".to_string()];
-    specs.extend(methods.iter().map(|m| format!("{m}:{budget}")));
+    specs.extend(methods.iter().map(|m| spec(m, budget)));
     let plans = specs
         .iter()
         .map(|s| s.parse::<PrunePlan>().map_err(|e| Error::Unsupported(e.to_string())))
@@ -61,7 +61,11 @@ pub fn run(
         let (exec, dense) = p.as_ref().map_or((0.0, 0.0), |p| (p.flops_executed, p.flops_dense));
         rows.push(CompareRow {
             plan: spec,
-            visual_tokens: answer.report.image_tokens,
+            // Through the last stage (in-LLM methods drop after the prompt is laid out).
+            visual_tokens: p
+                .as_ref()
+                .and_then(|p| p.stages.last())
+                .map_or(answer.report.image_tokens, |s| s.tokens_out),
             gflops_executed: exec / 1e9,
             gflops_dense: dense / 1e9,
             speedup: p.as_ref().map_or(1.0, FrameReport::speedup),
@@ -71,6 +75,15 @@ pub fn run(
         });
     }
     Ok(rows)
+}
+
+/// `method:budget`; adaptive takes a share of the attention mass, so a percentage budget becomes
+/// that share (25% -> 0.25), as in `glimpse eval --sweep`.
+fn spec(method: &str, budget: &str) -> String {
+    match (method, budget.strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok())) {
+        ("adaptive", Some(pct)) => format!("adaptive:{}", pct / 100.0),
+        _ => format!("{method}:{budget}"),
+    }
 }
 
 /// The comparison as an aligned text table.
@@ -101,4 +114,16 @@ pub fn overlay_image(image: &image::RgbImage, row: &CompareRow) -> Option<image:
     let p = row.report.as_ref()?;
     let grid = p.stages.last()?.grids.last()?;
     Some(overlay::draw_with_legend(&overlay::upscale(image, 768), grid, &p.summary()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adaptive_takes_the_budget_share_as_its_mass() {
+        assert_eq!(spec("adaptive", "25%"), "adaptive:0.25");
+        assert_eq!(spec("visionzip", "25%"), "visionzip:25%");
+        assert_eq!(spec("grid", "64"), "grid:64");
+    }
 }
