@@ -11,4 +11,5 @@ pub mod inspect;
 pub mod model;
 pub mod prune;
 pub mod reference;
+pub mod rng;
 pub mod stream;

@@ -5,7 +5,6 @@
 //! work and a ground truth to be scored against.
 
 pub mod qa;
-mod rng;
 pub mod scene;
 pub mod split;
 

@@ -4,8 +4,8 @@
 //! shares, positions only when the object sits well clear of the middle line, relations only when
 //! the centres are well apart along the asked axis. All text is ASCII.
 
-use super::rng::SplitMix64;
 use super::scene::{Colour, MAX_OBJECTS, Object, Scene, Shape};
+use crate::rng::SplitMix64;
 
 /// How far (normalised) an object's centre must be from the middle line before "left or right" /
 /// "top or bottom" is asked about it; larger objects need their whole bounding circle clear too.

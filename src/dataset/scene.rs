@@ -9,7 +9,7 @@
 
 use image::{Rgb, RgbImage};
 
-use super::rng::{SplitMix64, mix};
+use crate::rng::{SplitMix64, mix};
 
 /// The most objects a generated scene holds (larger `SceneConfig` values are clamped to it).
 pub const MAX_OBJECTS: usize = 8;

@@ -6,8 +6,8 @@ use std::ops::Range;
 use image::RgbImage;
 
 use super::qa::{Question, QuestionKind, object_count_question, questions};
-use super::rng::{SplitMix64, mix};
 use super::scene::{Scene, SceneConfig};
+use crate::rng::{SplitMix64, mix};
 
 /// Salt mixed into a scene seed to pick which of its questions a sample asks.
 const SAMPLE_SALT: u64 = 0x5A3B_1E00_0000_0003;

@@ -2,6 +2,8 @@
 //! seeded through SplitMix64 from (seed, tensor name), so every tensor's values depend only on
 //! the seed and its own name — never on which tensors come before it.
 
+use crate::rng::SplitMix64;
+
 /// A small, fast, reproducible generator. Not for cryptography.
 pub struct Rng {
     s: [u64; 4],
@@ -15,8 +17,8 @@ impl Rng {
         for b in name.bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        let mut sm = h;
-        Rng { s: [splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)] }
+        let mut sm = SplitMix64::new(h);
+        Rng { s: [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()] }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -50,14 +52,6 @@ impl Rng {
             }
         }
     }
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

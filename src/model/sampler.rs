@@ -1,6 +1,8 @@
 //! Choosing the next token from the top-k logits the GPU read back: greedy, or temperature +
 //! top-k + top-p with a seeded generator (llama.cpp's order: top-k, temperature, top-p).
 
+use crate::rng::SplitMix64;
+
 /// How to pick tokens.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Sampling {
@@ -29,20 +31,16 @@ impl Sampling {
 /// A seeded sampler (SplitMix64).
 pub struct Sampler {
     params: Sampling,
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Sampler {
     pub fn new(params: Sampling) -> Sampler {
-        Sampler { params, state: params.seed ^ 0x5DEE_CE66_D1CE_4E5B }
+        Sampler { params, rng: SplitMix64::new(params.seed ^ 0x5DEE_CE66_D1CE_4E5B) }
     }
 
     fn uniform(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Picks one of `candidates` (`(logit, id)`, sorted by logit descending, at least one).

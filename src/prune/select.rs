@@ -1,22 +1,11 @@
 //! Baseline token selections (random, uniform grid) and top-k: pure index arithmetic the engine
 //! uses on the host. Every selection returns distinct indices in ascending (raster) order.
 
-/// splitmix64: a small, well-mixed 64-bit PRNG (Steele, Lea, Flood 2014), enough for sampling.
-struct SplitMix64(u64);
+use crate::rng::SplitMix64;
 
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..m` (m > 0) by the multiply-shift map (bias below 2^-32 for m < 2^32).
-    fn below(&mut self, m: usize) -> usize {
-        ((self.next() as u128 * m as u128) >> 64) as usize
-    }
+/// A number in `0..m` (m > 0) by the multiply-shift map (bias below 2^-32 for m < 2^32).
+fn below(rng: &mut SplitMix64, m: usize) -> usize {
+    ((rng.next_u64() as u128 * m as u128) >> 64) as usize
 }
 
 /// `k` of `n` indices (all of them if `k >= n`) chosen uniformly at random, deterministic from
@@ -24,9 +13,9 @@ impl SplitMix64 {
 pub fn random(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let k = k.min(n);
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     for i in 0..k {
-        let j = i + rng.below(n - i);
+        let j = i + below(&mut rng, n - i);
         idx.swap(i, j);
     }
     idx.truncate(k);

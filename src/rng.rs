@@ -1,5 +1,6 @@
-//! SplitMix64: the small, fast, deterministic PRNG behind every random draw in the dataset, plus
-//! the stateless 64-bit mixer it is built on (also used as a lattice hash for noise textures).
+//! SplitMix64: the small, fast, deterministic PRNG behind the crate's seeded draws (generated
+//! scenes, random token selection, sampling, forged weights' seeding), plus the stateless 64-bit
+//! mixer it is built on (also used as a lattice hash for noise textures).
 
 /// The SplitMix64 finaliser: a bijective 64-bit mix with good avalanche.
 pub fn mix(mut z: u64) -> u64 {
