@@ -6,7 +6,7 @@
 //! segment. After the last segment MustDrop trims the KV caches of the layers that still hold
 //! dropped tokens.
 
-use crate::gpu::kernels::{self, GatherArgs, ReceivedArgs, attention_received_max, gather_merge};
+use crate::gpu::kernels::{self, ReceivedArgs, attention_received_max, gather_rows};
 use crate::gpu::{Finished, Gpu, Recorder, Tensor};
 use crate::model::Error;
 use crate::model::text::{KvCache, TextModel, TextScratch};
@@ -142,10 +142,8 @@ impl<'a> LlmText<'a> {
     /// Keeps rows `list` (ascending) of the `[_, width]` rows at the start of `x`, packed.
     fn gather_rows(&self, rec: &mut Recorder, x: &Tensor, width: usize, list: &[usize]) -> Result<(), Error> {
         let ids: Vec<u32> = list.iter().map(|&i| i as u32).collect();
-        let order = self.gpu.upload_u32(&ids, "llm.prune.rows")?;
         let tmp = self.gpu.tensor(list.len() * width, "llm.prune.tmp")?;
-        let args = GatherArgs { width, n_kept: list.len(), x_stride: width, ..Default::default() };
-        gather_merge(rec, x, &order, &order, &tmp, args)?;
+        gather_rows(rec, x, width, &ids, &tmp)?;
         rec.copy(&tmp, 0, x, 0, list.len() * width);
         Ok(())
     }

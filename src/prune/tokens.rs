@@ -7,8 +7,8 @@
 //! token.
 
 use crate::gpu::kernels::{
-    self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, gather_merge, group_mean,
-    select_top_k,
+    self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, gather_merge, gather_rows,
+    group_mean, select_top_k,
 };
 use crate::gpu::{Error, Finished, Gpu, ReadHandle, Recorder, Tensor};
 use crate::prune::report::{PatchFate, PatchGrid};
@@ -221,9 +221,7 @@ impl PruneScratch {
         if let Some(merged) = t.merged {
             // Every patch takes its merged token's score (no CLS with a pixel shuffle).
             let owner: Vec<u32> = merged.owner().iter().map(|&o| o as u32).collect();
-            let list = rec.gpu().upload_u32(&owner, "prune.owner")?;
-            let args = GatherArgs { width: 1, n_kept: owner.len(), x_stride: 1, ..Default::default() };
-            gather_merge(rec, &self.stats, &list, &list, &self.scores_shuffled, args)?;
+            gather_rows(rec, &self.stats, 1, &owner, &self.scores_shuffled)?;
             rec.copy(&self.scores_shuffled, 0, &self.stats, 0, owner.len());
         }
         // Scores: shuffle the [n_pos, 1] column into [m, s s], then average each row; keys
@@ -300,7 +298,7 @@ impl PruneScratch {
     /// other patches in raster order.
     pub fn merge(&self, rec: &mut Recorder, x: &Tensor, d: usize, first: usize, m: &Stage1) -> Result<(), Error> {
         let list: Vec<u32> = m.sources().iter().flatten().map(|&p| (first + p) as u32).collect();
-        self.gather(rec, x, d, &list)?;
+        gather_rows(rec, x, d, &list, &self.out)?;
         let (r, ww) = (m.merged.len(), m.w * m.w);
         let means = GroupMean { n: r, w: d, groups: ww, x_offset: 0, x_stride: ww * d, y_offset: first * d };
         if r > 0 {
@@ -315,16 +313,9 @@ impl PruneScratch {
     /// token that holds it back.
     pub fn unmerge(&self, rec: &mut Recorder, x: &Tensor, d: usize, first: usize, m: &Stage1) -> Result<(), Error> {
         let list: Vec<u32> = m.owner().iter().map(|&t| (first + t) as u32).collect();
-        self.gather(rec, x, d, &list)?;
+        gather_rows(rec, x, d, &list, &self.out)?;
         rec.copy(&self.out, 0, x, first * d, list.len() * d);
         Ok(())
-    }
-
-    /// `self.out` = rows `list` of `x` (`[_, d]`), packed.
-    fn gather(&self, rec: &mut Recorder, x: &Tensor, d: usize, list: &[u32]) -> Result<(), Error> {
-        let order = rec.gpu().upload_u32(list, "prune.gather")?;
-        let args = GatherArgs { width: d, n_kept: list.len(), x_stride: d, ..Default::default() };
-        gather_merge(rec, x, &order, &order, &self.out, args)
     }
 
     /// Reads the frame's index lists back with the frame's last submit.

@@ -106,6 +106,6 @@ pub use token_select::select_top_k;
 pub mod token_assign;
 pub use token_assign::assign_targets;
 pub mod token_gather;
-pub use token_gather::{GatherArgs, gather_merge};
+pub use token_gather::{GatherArgs, gather_merge, gather_rows};
 pub mod token_windows;
 pub use token_windows::window_similarity;

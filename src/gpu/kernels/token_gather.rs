@@ -63,3 +63,11 @@ pub fn gather_merge(
     let groups = [(a.width as u32).div_ceil(WG), rows as u32, 1];
     rec.dispatch(&key, &[x.buffer(), order.buffer(), assign.buffer(), y.buffer()], &params, groups)
 }
+
+/// `y` = the rows `list` of `x` (`[_, width]`, packed rows), packed: the list is uploaded and
+/// gathered in one dispatch (`gather_merge` without targets).
+pub fn gather_rows(rec: &mut Recorder, x: &Tensor, width: usize, list: &[u32], y: &Tensor) -> Result<(), Error> {
+    let order = rec.gpu().upload_u32(list, "gather.rows")?;
+    let args = GatherArgs { width, n_kept: list.len(), x_stride: width, ..Default::default() };
+    gather_merge(rec, x, &order, &order, y, args)
+}
