@@ -129,6 +129,9 @@ pub struct Engine {
     ts: TextScratch,
     kv: KvCache,
     prune: PruneScratch,
+    /// Each tile's projected image rows, tile after tile, until the prompt is laid out; grown to
+    /// the largest frame seen and reused.
+    image_rows: Tensor,
     /// GPU-side outputs of token selection: the argmax id, or the top-k values and ids.
     pick_id: Tensor,
     pick_values: Tensor,
@@ -173,8 +176,10 @@ impl Engine {
         let ts = model.scratch(&gpu, 256.min(context))?;
         let kv = model.kv_cache(&gpu, context)?;
         let prune = prune_scratch(&gpu, &vision, 1)?;
+        let image_rows = gpu.tensor(vision.cfg.tokens_per_tile() * vision.cfg.projection_dim, "image_rows")?;
         Ok(Engine {
             prune,
+            image_rows,
             pick_id: gpu.tensor(1, "pick.id")?,
             pick_values: gpu.tensor(TOPK_MAX, "pick.values")?,
             pick_ids: gpu.tensor(TOPK_MAX, "pick.ids")?,
@@ -387,7 +392,10 @@ impl Engine {
         }
         pixels.extend_from_slice(&pre.overview);
         let all_tiles = self.gpu.upload_f32(&pixels, "tiles")?;
-        let staging = self.gpu.tensor(tiles * per_tile * n_text, "image_rows")?;
+        if self.image_rows.len() < tiles * per_tile * n_text {
+            self.image_rows = self.gpu.tensor(tiles * per_tile * n_text, "image_rows")?;
+        }
+        let staging = &self.image_rows;
 
         let t = Instant::now();
         let mut rec = Recorder::new(&self.gpu);
@@ -469,7 +477,7 @@ impl Engine {
                 None => {
                     rec.stage("projector");
                     let n = tokens.rows - first;
-                    self.projector.project(&mut rec, &cfg, &self.ps, tokens.tensor, first, n, &staging, staged)?;
+                    self.projector.project(&mut rec, &cfg, &self.ps, tokens.tensor, first, n, staging, staged)?;
                     n
                 }
                 Some(choice) => {
@@ -479,7 +487,7 @@ impl Engine {
                     used.push(choice.clone());
                     rec.stage("projector");
                     let n = choice.n_out();
-                    self.projector.project(&mut rec, &cfg, &self.ps, &self.prune.out, 0, n, &staging, staged)?;
+                    self.projector.project(&mut rec, &cfg, &self.ps, &self.prune.out, 0, n, staging, staged)?;
                     n
                 }
             };
@@ -525,7 +533,7 @@ impl Engine {
         rec.stage("embed");
         self.text.embed(&mut rec, &self.ts, n)?;
         for &(index, row, k) in &spans {
-            rec.copy(&staging, tile_out[index].staged * n_text, &self.ts.x, row * n_text, k * n_text);
+            rec.copy(staging, tile_out[index].staged * n_text, &self.ts.x, row * n_text, k * n_text);
         }
 
         rec.stage("prefill");
