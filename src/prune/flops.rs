@@ -80,6 +80,29 @@ pub fn text_forward(c: &TextConfig, n: usize, past: usize) -> f64 {
     c.n_layer as f64 * text_layer(c, n, past) + gemm(1, c.n_embd, c.n_vocab)
 }
 
+/// The llama config the hand-computed FLOPs tests use: d = 4, 2 heads of 2 (q = 4), 1 kv head
+/// (kv = 2), ff = 8, 10 tokens of vocabulary, `n_layer` layers.
+#[cfg(test)]
+pub(crate) fn hand_text_config(n_layer: usize) -> TextConfig {
+    TextConfig {
+        arch: crate::model::config::TextArch::Llama,
+        n_embd: 4,
+        n_layer,
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: 2,
+        n_ff: 8,
+        n_vocab: 10,
+        n_ctx: 16,
+        eps: 1e-5,
+        rope_base: 10000.0,
+        rope_dim: 2,
+        rope_mode: crate::model::config::RopeMode::Pairs,
+        tied_embeddings: true,
+        qkv_bias: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,23 +130,7 @@ mod tests {
     /// attention 2 * 9 * 4 = 72; ffn 3 * 3*4*8 = 288; total 504 multiply-adds = 1008 FLOPs.
     #[test]
     fn text_layer_hand_computed() {
-        let c = TextConfig {
-            arch: crate::model::config::TextArch::Llama,
-            n_embd: 4,
-            n_layer: 1,
-            n_head: 2,
-            n_head_kv: 1,
-            head_dim: 2,
-            n_ff: 8,
-            n_vocab: 10,
-            n_ctx: 16,
-            eps: 1e-5,
-            rope_base: 10000.0,
-            rope_dim: 2,
-            rope_mode: crate::model::config::RopeMode::Pairs,
-            tied_embeddings: true,
-            qkv_bias: false,
-        };
+        let c = hand_text_config(1);
         assert_eq!(text_layer(&c, 3, 1), 1008.0);
         // One of the 2 heads kept: attention 2 * 9 * 2 = 36 (of 72) -> 468 multiply-adds.
         assert_eq!(text_layer_heads(&c, 3, 1, 1), 936.0);

@@ -234,26 +234,6 @@ mod tests {
         assert_eq!(kept_heads(&[f32::NAN; 6], 3, 2, 0.5), vec![0, 1, 2]);
     }
 
-    fn text() -> TextConfig {
-        TextConfig {
-            arch: crate::model::config::TextArch::Llama,
-            n_embd: 4,
-            n_layer: 2,
-            n_head: 2,
-            n_head_kv: 1,
-            head_dim: 2,
-            n_ff: 8,
-            n_vocab: 10,
-            n_ctx: 16,
-            eps: 1e-5,
-            rope_base: 10000.0,
-            rope_dim: 2,
-            rope_mode: crate::model::config::RopeMode::Pairs,
-            tied_embeddings: true,
-            qkv_bias: false,
-        }
-    }
-
     /// Prefill with 3 tokens through layer 0 and 1 token through layer 1 (two dropped after
     /// layer 0), by hand in multiply-adds (x 2 for FLOPs), d = 4, q = 4, kv = 2, ff = 8. A layer
     /// on n tokens from an empty cache: projections 16n + 2 * 8n + 16n = 48n, attention over
@@ -262,7 +242,7 @@ mod tests {
     /// 2 * (480 * 2 + 40) = 2000.
     #[test]
     fn prefill_and_decode_flops_follow_the_rows_each_layer_ran() {
-        let c = text();
+        let c = crate::prune::flops::hand_text_config(2);
         let mut f = FrameFlops::default();
         f.prefill(&c, 3, &[3, 1]);
         assert_eq!(f.stages[0], ("prefill".to_string(), 2000.0, 1344.0));

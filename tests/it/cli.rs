@@ -1,5 +1,6 @@
 //! The `glimpse` binary end to end: exit codes, and stdout carrying only the result.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::util::temp_dir;
@@ -10,6 +11,23 @@ fn glimpse(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A model pair of `preset` forged by the CLI into a fresh directory for `test`:
+/// (directory, text.gguf, mmproj.gguf).
+fn forged(test: &str, preset: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = temp_dir(test);
+    let out = glimpse(&["forge", "--preset", preset, "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (model, mmproj) = (dir.join("text.gguf"), dir.join("mmproj.gguf"));
+    (dir, model, mmproj)
+}
+
+/// `glimpse CMD -m MODEL --mmproj MMPROJ REST...`.
+fn glimpse_on(cmd: &str, model: &Path, mmproj: &Path, rest: &[&str]) -> Output {
+    let mut args = vec![cmd, "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap()];
+    args.extend_from_slice(rest);
+    glimpse(&args)
 }
 
 #[test]
@@ -37,10 +55,8 @@ fn cli_forge_then_inspect_reports_the_model() {
 
 #[test]
 fn cli_inspect_truncated_file_is_a_clear_error() {
-    let dir = temp_dir("cli_inspect_truncated");
-    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let full = std::fs::read(dir.join("text.gguf")).unwrap();
+    let (dir, model, _) = forged("cli_inspect_truncated", "tiny");
+    let full = std::fs::read(model).unwrap();
     let cut = dir.join("cut.gguf");
     std::fs::write(&cut, &full[..full.len() - 1000]).unwrap();
     let out = glimpse(&["inspect", cut.to_str().unwrap()]);
@@ -70,39 +86,26 @@ fn cli_ask_streams_the_answer_and_reports_json() {
     if crate::gpu::gpu().is_none() {
         return;
     }
-    let dir = temp_dir("cli_ask");
-    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (model, mmproj) = (dir.join("text.gguf"), dir.join("mmproj.gguf"));
+    let (_, model, mmproj) = forged("cli_ask", "tiny");
     let image = crate::util::repo_path("assets/shapes.png");
-    let args = |json: bool| {
-        let mut a = vec!["ask", "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap()];
-        a.extend(["--image", image.to_str().unwrap(), "-n", "8", "What is in the picture?"]);
+    let ask = |json: bool| {
+        let mut rest = vec!["--image", image.to_str().unwrap(), "-n", "8", "What is in the picture?"];
         if json {
-            a.push("--json");
+            rest.push("--json");
         }
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+        glimpse_on("ask", &model, &mmproj, &rest)
     };
-    let out = glimpse(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ask(true);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ask --json prints one JSON document");
     assert_eq!(json["tokens"].as_array().map(Vec::len), Some(8));
     assert!(json["report"]["image_tokens"].as_u64().unwrap() > 0);
     // Without --json, stdout is the answer text and a newline only.
-    let out = glimpse(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ask(false);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim_end_matches('\n'), json["text"].as_str().unwrap());
 
-    let out = glimpse(&[
-        "ask",
-        "-m",
-        model.to_str().unwrap(),
-        "--mmproj",
-        mmproj.to_str().unwrap(),
-        "--image",
-        model.to_str().unwrap(),
-        "hi",
-    ]);
+    let out = glimpse_on("ask", &model, &mmproj, &["--image", model.to_str().unwrap(), "hi"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("cannot decode image") && !err.contains("panicked"), "{err}");
@@ -113,18 +116,11 @@ fn cli_ask_prunes_reports_and_draws_the_overlay() {
     if crate::gpu::gpu().is_none() {
         return;
     }
-    let dir = temp_dir("cli_ask_prune");
-    let out = glimpse(&["forge", "--preset", "tiny-llava", "--out", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (model, mmproj, overlay) = (dir.join("text.gguf"), dir.join("mmproj.gguf"), dir.join("kept.png"));
+    let (dir, model, mmproj) = forged("cli_ask_prune", "tiny-llava");
+    let overlay = dir.join("kept.png");
     let image = crate::util::repo_path("assets/shapes.png");
     let ask = |prune: &str| {
-        glimpse(&[
-            "ask",
-            "-m",
-            model.to_str().unwrap(),
-            "--mmproj",
-            mmproj.to_str().unwrap(),
+        let rest = [
             "--image",
             image.to_str().unwrap(),
             "-n",
@@ -135,7 +131,8 @@ fn cli_ask_prunes_reports_and_draws_the_overlay() {
             overlay.to_str().unwrap(),
             "--json",
             "What is in the picture?",
-        ])
+        ];
+        glimpse_on("ask", &model, &mmproj, &rest)
     };
     let out = ask("visionzip:16");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -161,18 +158,11 @@ fn cli_compare_prints_a_row_and_an_overlay_per_method() {
     if crate::gpu::gpu().is_none() {
         return;
     }
-    let dir = temp_dir("cli_compare");
-    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (model, mmproj, pngs) = (dir.join("text.gguf"), dir.join("mmproj.gguf"), dir.join("overlays"));
+    let (dir, model, mmproj) = forged("cli_compare", "tiny");
+    let pngs = dir.join("overlays");
     let image = crate::util::repo_path("assets/shapes.png");
     let run = |methods: &str| {
-        glimpse(&[
-            "compare",
-            "-m",
-            model.to_str().unwrap(),
-            "--mmproj",
-            mmproj.to_str().unwrap(),
+        let rest = [
             "--image",
             image.to_str().unwrap(),
             "--max-tiles",
@@ -187,7 +177,8 @@ fn cli_compare_prints_a_row_and_an_overlay_per_method() {
             pngs.to_str().unwrap(),
             "--json",
             "What is here?",
-        ])
+        ];
+        glimpse_on("compare", &model, &mmproj, &rest)
     };
     let out = run("visionzip,grid");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -210,21 +201,13 @@ fn cli_stream_writes_a_json_line_per_frame_and_survives_bad_frames() {
     if crate::gpu::gpu().is_none() {
         return;
     }
-    let dir = temp_dir("cli_stream");
-    let out = glimpse(&["forge", "--preset", "tiny", "--out", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (dir, model, mmproj) = forged("cli_stream", "tiny");
     let frames = dir.join("frames");
     std::fs::create_dir_all(&frames).unwrap();
     std::fs::copy(crate::util::repo_path("assets/shapes.png"), frames.join("1.png")).unwrap();
     std::fs::write(frames.join("2.png"), b"truncated").unwrap();
     std::fs::write(frames.join("3.jpg"), b"").unwrap();
-    let (model, mmproj) = (dir.join("text.gguf"), dir.join("mmproj.gguf"));
-    let out = glimpse(&[
-        "stream",
-        "-m",
-        model.to_str().unwrap(),
-        "--mmproj",
-        mmproj.to_str().unwrap(),
+    let rest = [
         "--images",
         frames.to_str().unwrap(),
         "--loop",
@@ -235,7 +218,8 @@ fn cli_stream_writes_a_json_line_per_frame_and_survives_bad_frames() {
         "--prune",
         "grid:50%",
         "What is here?",
-    ]);
+    ];
+    let out = glimpse_on("stream", &model, &mmproj, &rest);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<serde_json::Value> =
         text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON document per line")).collect();
@@ -248,20 +232,8 @@ fn cli_stream_writes_a_json_line_per_frame_and_survives_bad_frames() {
     assert_eq!(lines[3]["label"], lines[0]["label"], "the loop starts over");
 
     // Generated scenes bring their own question and expected answer.
-    let out = glimpse(&[
-        "stream",
-        "-m",
-        model.to_str().unwrap(),
-        "--mmproj",
-        mmproj.to_str().unwrap(),
-        "--synthetic",
-        "--frames",
-        "2",
-        "--scene-size",
-        "96",
-        "-n",
-        "2",
-    ]);
+    let rest = ["--synthetic", "--frames", "2", "--scene-size", "96", "-n", "2"];
+    let out = glimpse_on("stream", &model, &mmproj, &rest);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
@@ -278,17 +250,13 @@ fn cli_eval_scores_a_plan_and_sweeps_with_a_plot() {
     if crate::gpu::gpu().is_none() {
         return;
     }
-    let dir = temp_dir("cli_eval");
-    let out = glimpse(&["forge", "--preset", "tiny-llava", "--out", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (model, mmproj, plot) = (dir.join("text.gguf"), dir.join("mmproj.gguf"), dir.join("sweep.png"));
-    let args = |extra: &[&str]| {
-        let mut a = vec!["eval", "-m", model.to_str().unwrap(), "--mmproj", mmproj.to_str().unwrap()];
-        a.extend(["--scene-size", "96", "-n", "2", "--json"]);
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    let (dir, model, mmproj) = forged("cli_eval", "tiny-llava");
+    let plot = dir.join("sweep.png");
+    let run = |extra: &[&str]| {
+        let mut rest = vec!["--scene-size", "96", "-n", "2", "--json"];
+        rest.extend_from_slice(extra);
+        glimpse_on("eval", &model, &mmproj, &rest)
     };
-    let run = |extra: &[&str]| glimpse(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
     let out = run(&["-N", "3", "--prune", "grid:25%"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -2,7 +2,7 @@
 //! pipeline, for both vision families and both text families, with tiling.
 
 use glimpse::engine::{AskOptions, Engine, EngineOptions, Stop};
-use glimpse::forge::{ForgeSpec, forge};
+use glimpse::forge::{ForgeSpec, Forged, forge};
 use glimpse::gguf::Gguf;
 use glimpse::reference::pipeline::greedy_answer;
 
@@ -10,6 +10,18 @@ use crate::gpu::gpu;
 use crate::util::temp_dir;
 
 const MAX_TOKENS: usize = 16;
+
+/// `preset` forged for `test` (with that many text layers when `n_layer` is given) and an
+/// engine on it.
+fn forged_engine(test: &str, preset: &str, n_layer: Option<usize>) -> (Forged, Engine) {
+    let mut spec = ForgeSpec::preset(preset).unwrap();
+    if let Some(n) = n_layer {
+        spec.set("text.n_layer", &n.to_string()).unwrap();
+    }
+    let f = forge(&spec, &temp_dir(test)).unwrap();
+    let engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    (f, engine)
+}
 
 /// A picture with a few shapes, so tiles differ.
 fn picture(w: u32, h: u32) -> image::RgbImage {
@@ -28,8 +40,7 @@ fn check(preset: &str, max_tiles: Option<usize>) {
     if gpu().is_none() {
         return;
     }
-    let dir = temp_dir(&format!("engine_{preset}_{max_tiles:?}"));
-    let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+    let (f, mut engine) = forged_engine(&format!("engine_{preset}_{max_tiles:?}"), preset, None);
     let img = picture(120, 70);
     let question = "What colour is the circle?";
     let want = greedy_answer(
@@ -41,7 +52,6 @@ fn check(preset: &str, max_tiles: Option<usize>) {
         max_tiles,
     )
     .unwrap();
-    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
     let opts = AskOptions { max_tokens: MAX_TOKENS, max_tiles, ..Default::default() };
     let mut streamed = String::new();
     let answer = engine.ask(&img, question, &opts, &mut |s| streamed.push_str(s)).unwrap();
@@ -77,9 +87,7 @@ fn engine_follow_up_reuses_the_image_cache() {
     if gpu().is_none() {
         return;
     }
-    let dir = temp_dir("engine_follow_up");
-    let f = forge(&ForgeSpec::preset("tiny").unwrap(), &dir).unwrap();
-    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    let (_, mut engine) = forged_engine("engine_follow_up", "tiny", None);
     let opts = AskOptions { max_tokens: 6, max_tiles: Some(1), ..Default::default() };
     let first = engine.ask(&picture(64, 64), "What is this?", &opts, &mut |_| {}).unwrap();
     let second = engine.follow_up("And its colour?", &opts, &mut |_| {}).unwrap();
@@ -102,9 +110,7 @@ fn engine_follow_up_without_a_conversation_is_an_error() {
     if gpu().is_none() {
         return;
     }
-    let dir = temp_dir("engine_follow_up_none");
-    let f = forge(&ForgeSpec::preset("tiny").unwrap(), &dir).unwrap();
-    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    let (_, mut engine) = forged_engine("engine_follow_up_none", "tiny", None);
     let e = engine.follow_up("Hello?", &AskOptions::default(), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("ask about an image first"), "{e}");
 }
@@ -118,11 +124,10 @@ fn check_kept(preset: &str, spec: &str, max_tiles: Option<usize>) {
     if gpu().is_none() {
         return;
     }
-    let dir = temp_dir(&format!("engine_kept_{preset}_{}", spec.replace([':', '%', ',', '='], "_")));
-    let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+    let (f, mut engine) =
+        forged_engine(&format!("engine_kept_{preset}_{}", spec.replace([':', '%', ',', '='], "_")), preset, None);
     let img = picture(120, 70);
     let question = "Where is the square?";
-    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
     let opts = AskOptions { max_tokens: MAX_TOKENS, max_tiles, prune: spec.parse().unwrap(), ..Default::default() };
     let answer = engine.ask(&img, question, &opts, &mut |_| {}).unwrap();
     let p = answer.report.pruning.clone().unwrap();
@@ -178,10 +183,8 @@ fn engine_visionzip_meets_the_budget_and_full_budget_is_dense() {
         return;
     }
     for (preset, spec, tiles) in [("tiny-llava", "visionzip:16", None), ("tiny", "visionzip:25%", None)] {
-        let dir = temp_dir(&format!("engine_visionzip_{preset}"));
-        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
+        let (_, mut engine) = forged_engine(&format!("engine_visionzip_{preset}"), preset, None);
         let img = picture(120, 70);
-        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
         let base = AskOptions { max_tokens: 8, max_tiles: tiles, ..Default::default() };
         let dense = engine.ask(&img, "What is it?", &base, &mut |_| {}).unwrap();
         let full = AskOptions { prune: "visionzip:100%".parse().unwrap(), ..base.clone() };
@@ -224,12 +227,8 @@ fn engine_in_llm_dropping_fastv_and_mustdrop() {
         return;
     }
     for preset in ["tiny-llava", "tiny"] {
-        let dir = temp_dir(&format!("engine_in_llm_{preset}"));
-        let mut spec = ForgeSpec::preset(preset).unwrap();
-        spec.set("text.n_layer", "8").unwrap();
-        let f = forge(&spec, &dir).unwrap();
+        let (_, mut engine) = forged_engine(&format!("engine_in_llm_{preset}"), preset, Some(8));
         let img = picture(120, 70);
-        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
         let base = AskOptions { max_tokens: 8, ..Default::default() };
         let ask = |engine: &mut Engine, prune: &str| {
             let opts = AskOptions { prune: prune.parse().unwrap(), ..base.clone() };
@@ -282,9 +281,7 @@ fn engine_mustdrop_stage1_merges_windows() {
         return;
     }
     for preset in ["tiny-llava", "tiny"] {
-        let dir = temp_dir(&format!("engine_stage1_{preset}"));
-        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
-        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let (_, mut engine) = forged_engine(&format!("engine_stage1_{preset}"), preset, None);
         let c = engine.vision().cfg.clone();
         let opts = AskOptions { max_tokens: 4, max_tiles: Some(1), ..Default::default() };
         let dense = engine.ask(&picture(64, 64), "What?", &opts, &mut |_| {}).unwrap();
@@ -315,9 +312,7 @@ fn engine_adaptive_keeps_an_attention_mass_share() {
         return;
     }
     for preset in ["tiny-llava", "tiny"] {
-        let dir = temp_dir(&format!("engine_adaptive_{preset}"));
-        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
-        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let (_, mut engine) = forged_engine(&format!("engine_adaptive_{preset}"), preset, None);
         let img = picture(120, 70);
         let mut last = 0;
         for mass in ["0.2", "0.5", "0.95"] {
@@ -349,9 +344,7 @@ fn engine_adaptive_head_trimming() {
         return;
     }
     for preset in ["tiny-llava", "tiny"] {
-        let dir = temp_dir(&format!("engine_adaptive_heads_{preset}"));
-        let f = forge(&ForgeSpec::preset(preset).unwrap(), &dir).unwrap();
-        let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+        let (_, mut engine) = forged_engine(&format!("engine_adaptive_heads_{preset}"), preset, None);
         let (vh, th, tl) = {
             let (v, t) = (&engine.vision().cfg, &engine.text().cfg);
             (v.n_head, t.n_head, t.n_layer)
@@ -395,11 +388,7 @@ fn engine_follow_up_after_dropping_and_bad_layers() {
     if gpu().is_none() {
         return;
     }
-    let dir = temp_dir("engine_follow_up_dropping");
-    let mut spec = ForgeSpec::preset("tiny-llava").unwrap();
-    spec.set("text.n_layer", "6").unwrap();
-    let f = forge(&spec, &dir).unwrap();
-    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    let (_, mut engine) = forged_engine("engine_follow_up_dropping", "tiny-llava", Some(6));
     let opts = AskOptions {
         max_tokens: 4,
         prune: "mustdrop:64,global=0.05,individual=0.5".parse().unwrap(),
