@@ -3,6 +3,9 @@
 //! with llama.cpp's layout without writing hundreds of megabytes; `into_writer` then attaches
 //! lazy generators so writing holds one tensor in memory at a time.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::gguf::{GgmlType, GgufWriter, Value, quant};
 
 use super::ForgeError;
@@ -56,19 +59,48 @@ impl FilePlan {
 
     /// A writer holding this plan's metadata and lazily generated tensors.
     pub fn into_writer(self, seed: u64) -> Result<GgufWriter, ForgeError> {
+        self.writer_with(|t| {
+            let (name, n, init) = (t.name.clone(), t.n_elements(), t.init);
+            Ok(Box::new(move || values(seed, &name, n, init)))
+        })
+    }
+
+    /// A writer holding this plan's metadata and the given values (ggml order, by tensor name) of
+    /// every tensor: how a trained model is written in exactly the forged layout.
+    pub fn into_writer_from(self, trained: Arc<HashMap<String, Vec<f32>>>) -> Result<GgufWriter, ForgeError> {
+        self.writer_with(|t| match trained.get(&t.name) {
+            Some(v) if v.len() == t.n_elements() => {
+                let (trained, name) = (trained.clone(), t.name.clone());
+                Ok(Box::new(move || trained[&name].clone()))
+            }
+            Some(v) => Err(ForgeError::Plan(format!("{}: {} values for {} elements", t.name, v.len(), t.n_elements()))),
+            None => Err(ForgeError::Plan(format!("no values for tensor {}", t.name))),
+        })
+    }
+
+    /// The writer, each tensor's f32 values made (lazily) by the generator `source` returns.
+    fn writer_with(self, source: impl Fn(&TensorPlan) -> Result<Values, ForgeError>) -> Result<GgufWriter, ForgeError> {
         let mut w = GgufWriter::new();
         for (key, value) in self.metadata {
             w.set(&key, value);
         }
         for t in self.tensors {
             check_quantizer(t.ty)?;
-            let TensorPlan { name, dims, ty, init } = t;
-            let n: u64 = dims.iter().product();
-            let stream = name.clone();
-            w.add_tensor_lazy(&name, &dims, ty, move || encode(ty, &values(seed, &stream, n as usize, init)))
+            let make = source(&t)?;
+            let ty = t.ty;
+            w.add_tensor_lazy(&t.name, &t.dims, ty, move || encode(ty, &make()))
                 .map_err(|e| ForgeError::Plan(e.to_string()))?;
         }
         Ok(w)
+    }
+}
+
+/// Makes one tensor's f32 values when the writer gets to it.
+type Values = Box<dyn FnOnce() -> Vec<f32> + Send>;
+
+impl TensorPlan {
+    pub fn n_elements(&self) -> usize {
+        self.dims.iter().product::<u64>() as usize
     }
 }
 

@@ -67,6 +67,7 @@ impl ForgeSpec {
                     tied: false,
                     template: ChatTemplate::Vicuna,
                     qtype: text_types(F16),
+                    corpus: None,
                 },
                 // CLIP-L/14-336 has 24 layers of width 1024; 23 are stored (the last is dropped
                 // for LLaVA's second-to-last feature layer). Width 384 keeps the file small.
@@ -101,6 +102,7 @@ fn tiny_text(arch: TextArch) -> TextSpec {
         tied: true,
         template: ChatTemplate::Smolvlm,
         qtype: text_types(F16),
+        corpus: None,
     }
 }
 
@@ -176,6 +178,7 @@ fn smolvlm(name: &str, n_embd: u32, n_layer: u32, n_head: u32, n_head_kv: u32, n
             tied: false,
             template: ChatTemplate::Smolvlm,
             qtype: text_types(Q8_0),
+            corpus: None,
         },
         vision: VisionSpec {
             projector: Projector::Idefics3,

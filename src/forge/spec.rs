@@ -75,6 +75,8 @@ pub struct TextSpec {
     pub tied: bool,
     pub template: ChatTemplate,
     pub qtype: TextTypes,
+    /// The text the BPE merges are learned from; `None`: the embedded English text.
+    pub corpus: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

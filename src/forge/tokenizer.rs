@@ -56,7 +56,7 @@ pub fn vocab(spec: &TextSpec) -> Vocab {
     let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map(String::from).to_vec();
     let mut types = vec![TOKEN_TYPE_CONTROL; N_LEADING as usize];
 
-    let (normal, merges) = bpe(n_normal);
+    let (normal, merges) = bpe(spec.corpus.as_deref().unwrap_or(CORPUS), n_normal);
     types.extend(std::iter::repeat_n(TOKEN_TYPE_NORMAL, normal.len()));
     tokens.extend(normal);
 
@@ -130,7 +130,7 @@ pub fn byte_symbols() -> Vec<(u8, char)> {
 }
 
 /// The byte symbols followed by merge results: `n` tokens, and the merges that made them.
-fn bpe(n: usize) -> (Vec<String>, Vec<String>) {
+fn bpe(corpus: &str, n: usize) -> (Vec<String>, Vec<String>) {
     let symbols = byte_symbols();
     let mut to_char = ['\0'; 256];
     for &(b, c) in &symbols {
@@ -143,7 +143,7 @@ fn bpe(n: usize) -> (Vec<String>, Vec<String>) {
     // Words as token-id sequences, with their frequency; ids index `tokens`.
     let id_of: HashMap<char, u32> = symbols.iter().enumerate().map(|(i, &(_, c))| (c, i as u32)).collect();
     let mut freq: HashMap<String, u32> = HashMap::new();
-    for word in pre_tokenize(CORPUS) {
+    for word in pre_tokenize(corpus) {
         *freq.entry(word.bytes().map(|b| to_char[b as usize]).collect()).or_default() += 1;
     }
     let mut words: Vec<(Vec<u32>, u32)> =
