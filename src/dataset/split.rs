@@ -44,6 +44,20 @@ impl Split {
     }
 }
 
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    /// `train`, `validation` or `test`.
+    fn from_str(s: &str) -> Result<Split, String> {
+        match s {
+            "train" => Ok(Split::Train),
+            "validation" => Ok(Split::Validation),
+            "test" => Ok(Split::Test),
+            other => Err(format!("`{other}`: expected test, validation or train")),
+        }
+    }
+}
+
 /// One training or evaluation example: a rendered scene, a question about it, and the scene itself
 /// (the ground truth: object list, patch coverage).
 #[derive(Clone, Debug)]
