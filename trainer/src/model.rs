@@ -1,0 +1,310 @@
+//! The LLaVA-family model of a glimpse GGUF pair (CLIP-style ViT with CLS, `mlp` projector,
+//! `llama` decoder) as a differentiable candle graph over a batch. Every parameter is a candle
+//! `Var` named after its GGUF tensor and shaped like it (ggml dims reversed: a Linear is
+//! `[n_out, n_in]`), and the graph reads the tensor names from glimpse's own layout descriptors, so
+//! what is trained is exactly what `glimpse::reference` and the GPU engine run. The test at the
+//! bottom holds the two forward passes to each other.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use candle_core::{D, DType, Device, Result, Tensor, Var};
+use glimpse::gguf::Gguf;
+use glimpse::model::config::{ProjectorKind, RopeMode, TextConfig, VisionAct, VisionConfig};
+use glimpse::model::layout::{LinearDesc, NormDesc, ProjectorDesc, TextDesc, VisionDesc};
+
+use crate::softmax::softmax;
+
+/// Every parameter of the pair, by GGUF tensor name.
+pub struct Weights {
+    vars: Vec<(String, Var)>,
+    index: HashMap<String, usize>,
+}
+
+impl Weights {
+    /// The tensors of `files`, dequantised to f32.
+    pub fn load(files: &[&Gguf], dev: &Device) -> anyhow::Result<Weights> {
+        let mut vars = Vec::new();
+        for g in files {
+            for t in g.tensors() {
+                let values = glimpse::reference::weights::tensor(g, &t.name)?;
+                // `[ne_last, rest]`: a Linear's `[n_out, n_in]`; a conv kernel as a Linear over
+                // its flattened (channel, ky, kx) input.
+                let last = *t.dims.last().context("a tensor without dims")? as usize;
+                let shape: Vec<usize> = if t.dims.len() == 1 { vec![last] } else { vec![last, values.len() / last] };
+                let var = Var::from_slice(&values, shape, dev).with_context(|| t.name.clone())?;
+                vars.push((t.name.clone(), var));
+            }
+        }
+        let index = vars.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        Ok(Weights { vars, index })
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.vars.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    fn get(&self, name: &str) -> &Tensor {
+        // Names come from layout descriptors resolved against the same files.
+        self.vars[self.index[name]].1.as_tensor()
+    }
+
+    /// Every tensor's values in ggml order, by name: what the exporter writes.
+    pub fn values(&self) -> anyhow::Result<HashMap<String, Vec<f32>>> {
+        self.vars.iter().map(|(n, v)| Ok((n.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?))).collect()
+    }
+
+    /// `x [.., n_in] -> [.., n_out]`.
+    fn linear(&self, d: &LinearDesc, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let rows = x.elem_count() / d.n_in;
+        let y = x.reshape((rows, d.n_in))?.matmul(&self.get(&d.weight).t()?)?;
+        let y = match &d.bias {
+            Some(b) => y.broadcast_add(self.get(b))?,
+            None => y,
+        };
+        let mut out = dims;
+        *out.last_mut().expect("a linear input has a last dim") = d.n_out;
+        y.reshape(out)
+    }
+
+    fn layer_norm(&self, d: &NormDesc, x: &Tensor, eps: f32) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let y = xc.broadcast_div(&(var + eps as f64)?.sqrt()?)?.broadcast_mul(self.get(&d.weight))?;
+        match &d.bias {
+            Some(b) => y.broadcast_add(self.get(b)),
+            None => Ok(y),
+        }
+    }
+
+    fn rms_norm(&self, d: &NormDesc, x: &Tensor, eps: f32) -> Result<Tensor> {
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        x.broadcast_div(&(ms + eps as f64)?.sqrt()?)?.broadcast_mul(self.get(&d.weight))
+    }
+}
+
+/// The model's structure: configs and tensor names, read from the pair.
+pub struct Model {
+    pub vision_cfg: VisionConfig,
+    pub text_cfg: TextConfig,
+    vision: VisionDesc,
+    projector: ProjectorDesc,
+    text: TextDesc,
+}
+
+/// A batch of prompts, right-padded to `len` positions.
+pub struct Batch {
+    /// `[b, 3, size, size]` normalised planar pixels.
+    pub pixels: Tensor,
+    /// `[b * len]` token ids (0 in image slots and padding).
+    pub ids: Tensor,
+    /// `[b * len]` rows of `[token embeddings (b * len); image embeddings (b * n_image)]` that
+    /// make the input sequence.
+    pub gather: Tensor,
+    pub b: usize,
+    pub len: usize,
+    /// `[m]` flat positions (`i * len + t`) whose next token is a target.
+    pub predict: Tensor,
+    /// `[m]` the targets.
+    pub targets: Tensor,
+}
+
+impl Model {
+    pub fn new(text: &Gguf, mmproj: &Gguf) -> anyhow::Result<Model> {
+        let vision_cfg = VisionConfig::from_gguf(mmproj)?;
+        let text_cfg = TextConfig::from_gguf(text)?;
+        anyhow::ensure!(vision_cfg.projector == ProjectorKind::Mlp, "the trainer builds mlp-projector models");
+        anyhow::ensure!(
+            text_cfg.rope_mode == RopeMode::Pairs && !text_cfg.qkv_bias && text_cfg.rope_dim == text_cfg.head_dim,
+            "the trainer builds llama decoders with full-width rope"
+        );
+        Ok(Model {
+            vision: VisionDesc::resolve(mmproj, &vision_cfg)?,
+            projector: ProjectorDesc::resolve(mmproj, &vision_cfg)?,
+            text: TextDesc::resolve(text, &text_cfg)?,
+            vision_cfg,
+            text_cfg,
+        })
+    }
+
+    /// Vision tower + projector: `[b, 3, s, s]` -> `[b, n_patches, n_text]` (CLS dropped).
+    pub fn image_embeddings(&self, w: &Weights, pixels: &Tensor) -> Result<Tensor> {
+        let c = &self.vision_cfg;
+        let (b, p, g) = (pixels.dim(0)?, c.patch_size, c.patches_per_side());
+        // The conv as a GEMM over (channel, ky, kx) rows, raster order over the grid.
+        let patches = pixels.reshape((b, 3, g, p, g, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((
+            b,
+            g * g,
+            3 * p * p,
+        ))?;
+        let mut x = w.linear(&self.vision.patch, &patches)?;
+        if let Some(cls) = &self.vision.class_embd {
+            let cls = w.get(cls).reshape((1, 1, c.n_embd))?.broadcast_as((b, 1, c.n_embd))?.contiguous()?;
+            x = Tensor::cat(&[&cls, &x], 1)?;
+        }
+        x = x.broadcast_add(w.get(&self.vision.position))?;
+        if let Some(ln) = &self.vision.pre_ln {
+            x = w.layer_norm(ln, &x, c.eps)?;
+        }
+        for blk in &self.vision.blocks {
+            let h = w.layer_norm(&blk.ln1, &x, c.eps)?;
+            let (q, k, v) = (w.linear(&blk.q, &h)?, w.linear(&blk.k, &h)?, w.linear(&blk.v, &h)?);
+            let a = attention(&q, &k, &v, c.n_head, c.n_head, false)?;
+            x = (x + w.linear(&blk.out, &a)?)?;
+            let h = w.layer_norm(&blk.ln2, &x, c.eps)?;
+            let f = w.linear(&blk.up, &h)?;
+            let f = match c.act {
+                VisionAct::Gelu => f.gelu()?,
+                VisionAct::QuickGelu => (&f * candle_nn::ops::sigmoid(&(&f * 1.702)?)?)?,
+                VisionAct::Silu => f.silu()?,
+            };
+            x = (x + w.linear(&blk.down, &f)?)?;
+        }
+        if let Some(ln) = &self.vision.post_ln {
+            x = w.layer_norm(ln, &x, c.eps)?;
+        }
+        let patches = if c.has_cls { x.narrow(1, 1, c.n_patches())? } else { x };
+        match &self.projector {
+            ProjectorDesc::Mlp { fc1, fc2 } => w.linear(fc2, &w.linear(fc1, &patches)?.gelu()?),
+            ProjectorDesc::Idefics3 { .. } => unreachable!("checked in Model::new"),
+        }
+    }
+
+    /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm).
+    pub fn hidden(&self, w: &Weights, batch: &Batch) -> Result<Tensor> {
+        let c = &self.text_cfg;
+        let (b, t, d) = (batch.b, batch.len, c.n_embd);
+        let tokens = w.get(&self.text.token_embd.weight).index_select(&batch.ids, 0)?;
+        let image = self.image_embeddings(w, &batch.pixels)?;
+        let rows = Tensor::cat(&[&tokens, &image.reshape(((), d))?], 0)?;
+        let mut x = rows.index_select(&batch.gather, 0)?.reshape((b, t, d))?;
+        let (cos, sin) = rope_tables(t, c, x.device())?;
+        for l in &self.text.layers {
+            let h = w.rms_norm(&l.attn_norm, &x, c.eps)?;
+            let q = rope(&w.linear(&l.q, &h)?, c.n_head, &cos, &sin)?;
+            let k = rope(&w.linear(&l.k, &h)?, c.n_head_kv, &cos, &sin)?;
+            let v = w.linear(&l.v, &h)?;
+            let a = attention(&q, &k, &v, c.n_head, c.n_head_kv, true)?;
+            x = (x + w.linear(&l.out, &a)?)?;
+            let h = w.rms_norm(&l.ffn_norm, &x, c.eps)?;
+            let g = (w.linear(&l.gate, &h)?.silu()? * w.linear(&l.up, &h)?)?;
+            x = (x + w.linear(&l.down, &g)?)?;
+        }
+        x.reshape((b * t, d))
+    }
+
+    /// Logits `[rows, n_vocab]` of hidden-state rows.
+    pub fn logits(&self, w: &Weights, hidden: &Tensor) -> Result<Tensor> {
+        let h = w.rms_norm(&self.text.output_norm, hidden, self.text_cfg.eps)?;
+        w.linear(self.text.output.as_ref().unwrap_or(&self.text.token_embd), &h)
+    }
+
+    /// Logits `[m, n_vocab]` at the batch's predicted positions.
+    pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<Tensor> {
+        self.logits(w, &self.hidden(w, batch)?.index_select(&batch.predict, 0)?)
+    }
+}
+
+/// Multi-head attention over `[b, n, heads * hd]` rows (grouped-query when `n_head_kv` is
+/// smaller), scaled by 1/sqrt(hd), optionally causal.
+fn attention(q: &Tensor, k: &Tensor, v: &Tensor, n_head: usize, n_head_kv: usize, causal: bool) -> Result<Tensor> {
+    let (b, n, width) = q.dims3()?;
+    let hd = width / n_head;
+    let heads = |x: &Tensor, h: usize| -> Result<Tensor> {
+        let x = x.reshape((b, n, h, hd))?.transpose(1, 2)?;
+        if h == n_head {
+            return x.contiguous();
+        }
+        // Head i reads kv head i / group: repeat each kv head `group` times, adjacently.
+        let group = n_head / h;
+        x.unsqueeze(2)?.broadcast_as((b, h, group, n, hd))?.contiguous()?.reshape((b, n_head, n, hd))
+    };
+    let q = (q * (1.0 / (hd as f64).sqrt()))?;
+    let (q, k, v) = (heads(&q, n_head)?, heads(k, n_head_kv)?, heads(v, n_head_kv)?);
+    let p = softmax(&q.matmul(&k.t()?)?, causal)?;
+    p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, n, width))
+}
+
+/// cos and sin of llama's rope angles, `[n, rope_dim / 2]`, position-major.
+fn rope_tables(n: usize, c: &TextConfig, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let half = c.rope_dim / 2;
+    let angles: Vec<f32> = (0..n * half)
+        .map(|i| (i / half) as f32 * c.rope_base.powf(-2.0 * (i % half) as f32 / c.rope_dim as f32))
+        .collect();
+    let a = Tensor::from_vec(angles, (n, half), dev)?;
+    Ok((a.cos()?, a.sin()?))
+}
+
+/// RoPE on adjacent pairs (llama.cpp's normal mode) of `[b, n, heads * hd]` rows, all of each
+/// head's dims rotated (rope_dim = head_dim, checked by the caller's config).
+fn rope(x: &Tensor, n_head: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, n, width) = x.dims3()?;
+    let half = cos.dim(1)?;
+    let x = x.reshape((b, n, n_head, half, 2))?;
+    let (a, c) = (x.narrow(4, 0, 1)?.squeeze(4)?, x.narrow(4, 1, 1)?.squeeze(4)?);
+    let cos = cos.reshape((1, n, 1, half))?;
+    let sin = sin.reshape((1, n, 1, half))?;
+    let ra = (a.broadcast_mul(&cos)? - c.broadcast_mul(&sin)?)?;
+    let rc = (a.broadcast_mul(&sin)? + c.broadcast_mul(&cos)?)?;
+    Tensor::stack(&[&ra, &rc], 4)?.reshape((b, n, width))
+}
+
+/// Mean cross-entropy of `logits [m, v]` against `targets [m]`.
+pub fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    candle_nn::loss::cross_entropy(&logits.to_dtype(DType::F32)?, targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Encoder;
+    use glimpse::dataset::Split;
+    use glimpse::reference::projector::Projector;
+    use glimpse::reference::text::{KvCache, Text};
+    use glimpse::reference::vision::Vision;
+
+    /// The candle graph and glimpse's f32 CPU reference agree on every logit of a randomly
+    /// initialised model, for two right-padded prompts of different lengths in one batch: the
+    /// trained weights mean the same thing to the engine.
+    #[test]
+    fn forward_matches_the_reference() {
+        let spec = crate::spec::spec().unwrap();
+        let (text, mmproj) = crate::spec::initial(&spec).unwrap();
+        let (dev, model) = (Device::Cpu, Model::new(&text, &mmproj).unwrap());
+        let w = Weights::load(&[&text, &mmproj], &dev).unwrap();
+        let enc = Encoder::new(&text, &mmproj).unwrap();
+        let examples: Vec<_> = [3, 8].iter().map(|&i| enc.example(Split::Validation, i).unwrap()).collect();
+        assert_ne!(
+            examples[0].before.len() + examples[0].after.len(),
+            examples[1].before.len() + examples[1].after.len()
+        );
+        let batch = enc.batch(&examples, &dev).unwrap();
+        let logits = model.logits(&w, &model.hidden(&w, &batch).unwrap()).unwrap();
+        let n_vocab = model.text_cfg.n_vocab;
+        let logits: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+
+        let vision = Vision::load(&mmproj).unwrap();
+        let projector = Projector::load(&mmproj, &vision.cfg).unwrap();
+        let reference = Text::load(&text).unwrap();
+        for (i, e) in examples.iter().enumerate() {
+            let image = projector.forward(&vision.cfg, &vision.forward(&e.pixels));
+            let mut x = Vec::new();
+            e.before.iter().for_each(|&id| x.extend_from_slice(reference.embed(id)));
+            x.extend(image);
+            for &id in e.after.iter().chain(&e.answer[..e.answer.len() - 1]) {
+                x.extend_from_slice(reference.embed(id));
+            }
+            let want = reference.forward(&x, &mut KvCache::default(), false);
+            let got = &logits[i * batch.len * n_vocab..][..want.len()];
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = want.iter().zip(got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-4 * scale, "example {i}: max |error| {err} against max |logit| {scale}");
+        }
+    }
+}
