@@ -79,7 +79,7 @@ pub fn run(
 
 /// `method:budget`; adaptive takes a share of the attention mass, so a percentage budget becomes
 /// that share (25% -> 0.25), as in `glimpse eval --sweep`.
-fn spec(method: &str, budget: &str) -> String {
+pub fn spec(method: &str, budget: &str) -> String {
     match (method, budget.strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok())) {
         ("adaptive", Some(pct)) => format!("adaptive:{}", pct / 100.0),
         _ => format!("{method}:{budget}"),

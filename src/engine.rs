@@ -150,7 +150,13 @@ impl Engine {
         Self::load_on(gpu, text, mmproj, opts)
     }
 
-    /// As `load`, on an existing device (the app shares its device with the UI).
+    /// The bytes of weights `load` uploads from the pair (most of what it allocates): the
+    /// denominator of a loading progress bar.
+    pub fn weight_bytes(text: &Path, mmproj: &Path) -> Result<u64, Error> {
+        [text, mmproj].iter().map(|p| Ok(Gguf::open(p)?.tensors().iter().map(|t| t.n_bytes).sum::<u64>())).sum()
+    }
+
+    /// As `load`, on an existing device (one the caller watches while loading, or shares).
     pub fn load_on(gpu: Arc<Gpu>, text: &Path, mmproj: &Path, opts: &EngineOptions) -> Result<Engine, Error> {
         let tg = Gguf::open(text)?;
         let vg = Gguf::open(mmproj)?;

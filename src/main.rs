@@ -297,11 +297,7 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
     };
     let start = std::time::Instant::now();
     let gpu = std::sync::Arc::new(glimpse::gpu::Gpu::new(&opts.gpu)?);
-    let weights: u64 = [&a.frame.model, &a.frame.mmproj]
-        .iter()
-        .map(|p| glimpse::gguf::Gguf::open(p).map(|g| g.tensors().iter().map(|t| t.n_bytes).sum::<u64>()))
-        .sum::<Result<u64, _>>()
-        .context("cannot read the model files")?;
+    let weights = Engine::weight_bytes(&a.frame.model, &a.frame.mmproj).context("cannot read the model files")?;
     let label = format!("loading {} + {}", a.frame.model.display(), a.frame.mmproj.display());
     let mut engine =
         with_progress(&gpu, weights, &label, || Engine::load_on(gpu.clone(), &a.frame.model, &a.frame.mmproj, &opts))

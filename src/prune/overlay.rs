@@ -80,13 +80,12 @@ pub fn draw(image: &RgbImage, grid: &PatchGrid) -> RgbImage {
 /// sits at the top left, any extra width filled with the legend background) and the image height
 /// plus the strip height tall.
 pub fn draw_with_legend(image: &RgbImage, grid: &PatchGrid, title: &str) -> RgbImage {
-    let entries: Vec<(PatchFate, String)> =
-        [PatchFate::Kept, PatchFate::Dominant, PatchFate::Contextual, PatchFate::Merged, PatchFate::Dropped]
-            .into_iter()
-            .map(|f| (f, grid.count(f)))
-            .filter(|&(_, n)| n > 0)
-            .map(|(f, n)| (f, format!("{} {n}", fate_name(f))))
-            .collect();
+    let entries: Vec<(PatchFate, String)> = FATES
+        .into_iter()
+        .map(|f| (f, grid.count(f)))
+        .filter(|&(_, n)| n > 0)
+        .map(|(f, n)| (f, format!("{} {n}", fate_name(f))))
+        .collect();
     let entry_width = |label: &str| SWATCH + SWATCH_GAP + text_width(label);
     let widest = entries.iter().map(|(_, l)| entry_width(l)).max().unwrap_or(0);
     let width = image.width().max(MIN_LEGEND_WIDTH).max(widest.saturating_add(2 * MARGIN));
@@ -118,13 +117,20 @@ pub fn draw_with_legend(image: &RgbImage, grid: &PatchGrid, title: &str) -> RgbI
     }
     for (fate, label, x, row) in placed {
         let (sx, sy) = (MARGIN + x, y + row * (SWATCH + LINE_GAP));
-        // A mid-grey cell drawn like a patch of that fate, framed so dark swatches stand out.
-        let mut swatch = RgbImage::from_pixel(SWATCH, SWATCH, SWATCH_FRAME);
-        let cell = Rect { x0: 1, y0: 1, x1: SWATCH - 1, y1: SWATCH - 1 };
-        fill(&mut swatch, cell, SWATCH_BASE);
-        paint_cell(&mut swatch, cell, fate, Some((1.0, 0.0)));
-        image::imageops::replace(&mut out, &swatch, sx as i64, sy as i64);
+        image::imageops::replace(&mut out, &swatch(fate, SWATCH), sx as i64, sy as i64);
         draw_text(&mut out, sx + SWATCH + SWATCH_GAP, sy + (SWATCH - CAP_H) / 2, label, LEGEND_TEXT);
+    }
+    out
+}
+
+/// A `side` x `side` legend swatch: a mid-grey cell drawn like a patch of `fate` (a Merged
+/// cell's marker pointing right), framed so dark swatches stand out. Empty when `side` is 0.
+pub fn swatch(fate: PatchFate, side: u32) -> RgbImage {
+    let mut out = RgbImage::from_pixel(side, side, SWATCH_FRAME);
+    let cell = Rect { x0: 1.min(side), y0: 1.min(side), x1: side.saturating_sub(1), y1: side.saturating_sub(1) };
+    if cell.x0 < cell.x1 {
+        fill(&mut out, cell, SWATCH_BASE);
+        paint_cell(&mut out, cell, fate, Some((1.0, 0.0)));
     }
     out
 }
@@ -267,8 +273,12 @@ fn mix(a: u8, b: u8, t: f32) -> f32 {
     a as f32 * (1.0 - t) + b as f32 * t
 }
 
+/// Every fate, in legend order.
+pub const FATES: [PatchFate; 5] =
+    [PatchFate::Kept, PatchFate::Dominant, PatchFate::Contextual, PatchFate::Merged, PatchFate::Dropped];
+
 /// The legend label of a fate.
-fn fate_name(fate: PatchFate) -> &'static str {
+pub fn fate_name(fate: PatchFate) -> &'static str {
     match fate {
         PatchFate::Kept => "kept",
         PatchFate::Dominant => "dominant",
@@ -567,6 +577,9 @@ mod tests {
             assert_eq!(draw(&img, &g).dimensions(), img.dimensions());
             assert!(draw_with_legend(&img, &g, "x").height() > img.height());
             upscale(&img, 768);
+        }
+        for side in [0, 1, 2, 3] {
+            assert_eq!(swatch(PatchFate::Merged, side).dimensions(), (side, side));
         }
         // 1x1 image: the last cell (dropped) covers the pixel.
         let one = RgbImage::from_pixel(1, 1, Rgb([200, 200, 200]));
