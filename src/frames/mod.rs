@@ -9,6 +9,9 @@ use image::RgbImage;
 
 use crate::dataset::{SceneConfig, Split};
 
+#[cfg(feature = "camera")]
+pub mod camera;
+
 /// Frames larger than this on either side are scaled down on arrival (a 50-megapixel photo
 /// would otherwise cost seconds of resizing per question).
 pub const MAX_SIDE: u32 = 4096;
@@ -44,9 +47,18 @@ pub trait FrameSource: Send {
 
 /// Decoded image bytes as a frame image: RGB8, non-empty, at most [`MAX_SIDE`] a side.
 pub fn frame_image(bytes: &[u8], label: &str) -> Result<RgbImage, FrameError> {
-    let unreadable = |message: String| FrameError::Unreadable { label: label.to_string(), message };
-    let img = crate::model::preprocess::decode(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let img = crate::model::preprocess::decode(bytes)
+        .map_err(|e| FrameError::Unreadable { label: label.to_string(), message: e.to_string() })?;
+    fit_frame(img, label)
+}
+
+/// `img` as a frame image: an error when it has no pixels, scaled down to at most [`MAX_SIDE`]
+/// a side when larger.
+pub fn fit_frame(img: RgbImage, label: &str) -> Result<RgbImage, FrameError> {
     let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return Err(FrameError::Unreadable { label: label.to_string(), message: format!("empty frame ({w}x{h})") });
+    }
     if w.max(h) <= MAX_SIDE {
         return Ok(img);
     }
@@ -169,6 +181,8 @@ mod tests {
         assert_eq!(big.dimensions(), (MAX_SIDE, 2));
         let e = frame_image(b"not an image", "junk.png").unwrap_err().to_string();
         assert!(e.starts_with("junk.png:"), "{e}");
+        let e = fit_frame(RgbImage::new(0, 5), "cam").unwrap_err().to_string();
+        assert_eq!(e, "cam: empty frame (0x5)");
     }
 
     #[test]
