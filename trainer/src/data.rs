@@ -5,7 +5,7 @@
 //! token.
 
 use candle_core::{Device, Tensor};
-use glimpse::dataset::{self, SceneConfig, Split};
+use glimpse::dataset::{self, Colour, Scene, SceneConfig, Shape, Split};
 use glimpse::gguf::Gguf;
 use glimpse::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
 use glimpse::model::config::{TextConfig, VisionConfig};
@@ -24,7 +24,13 @@ pub struct Example {
     pub after: Vec<u32>,
     /// The answer's ids, end-of-generation last.
     pub answer: Vec<u32>,
+    /// Per patch (raster order): 0 for background, else 1 + the colour-and-shape class of the
+    /// object drawn over it (the auxiliary target; see `model::Aux`).
+    pub patch_labels: Vec<u32>,
 }
+
+/// Patch classes: background plus every colour-and-shape pair.
+pub const N_PATCH_CLASSES: usize = 1 + Colour::ALL.len() * Shape::ALL.len();
 
 /// Turns dataset samples into examples.
 pub struct Encoder {
@@ -65,15 +71,24 @@ impl Encoder {
     /// Sample `index` of `split`.
     pub fn example(&self, split: Split, index: u64) -> anyhow::Result<Example> {
         let s = dataset::sample(split, index, &self.scenes, self.size);
-        self.encode(&s.image, &s.question.text, &s.question.answer)
+        let pre = preprocess::preprocess(&s.image, &self.params, None)?;
+        let (before, after) = self.prompt(&s.question.text)?;
+        let mut answer = self.tokenizer.encode(&format!(" {}", s.question.answer))?;
+        answer.push(self.eos);
+        Ok(Example { pixels: pre.overview, before, after, answer, patch_labels: self.patch_labels(&s.scene) })
     }
 
-    pub fn encode(&self, image: &image::RgbImage, question: &str, answer: &str) -> anyhow::Result<Example> {
-        let pre = preprocess::preprocess(image, &self.params, None)?;
-        let (before, after) = self.prompt(question)?;
-        let mut answer = self.tokenizer.encode(&format!(" {answer}"))?;
-        answer.push(self.eos);
-        Ok(Example { pixels: pre.overview, before, after, answer })
+    fn patch_labels(&self, scene: &Scene) -> Vec<u32> {
+        let mut labels = vec![0u32; self.n_image];
+        let patch = self.size / (self.n_image as f64).sqrt() as u32;
+        for (o, patches) in scene.objects.iter().zip(scene.object_patches(self.size, self.size, patch)) {
+            let colour = Colour::ALL.iter().position(|&c| c == o.colour).unwrap_or(0);
+            let shape = Shape::ALL.iter().position(|&c| c == o.shape).unwrap_or(0);
+            for p in patches {
+                labels[p] = 1 + (colour * Shape::ALL.len() + shape) as u32;
+            }
+        }
+        labels
     }
 
     /// The prompt's ids before and after the image, as the engine lays out the question.
@@ -104,9 +119,10 @@ impl Encoder {
         let len = examples.iter().map(|e| e.before.len() + p + e.after.len() + e.answer.len() - 1).max().unwrap_or(0);
         let mut pixels = Vec::with_capacity(b * examples.first().map_or(0, |e| e.pixels.len()));
         let (mut ids, mut gather) = (vec![0u32; b * len], Vec::with_capacity(b * len));
-        let (mut predict, mut targets) = (Vec::new(), Vec::new());
+        let (mut predict, mut targets, mut patch_labels) = (Vec::new(), Vec::new(), Vec::with_capacity(b * p));
         for (i, e) in examples.iter().enumerate() {
             pixels.extend_from_slice(&e.pixels);
+            patch_labels.extend_from_slice(&e.patch_labels);
             let image_at = e.before.len();
             let prompt_len = image_at + p + e.after.len();
             // The answer is fed back except its last id (end of generation).
@@ -136,6 +152,7 @@ impl Encoder {
             len,
             predict: Tensor::from_vec(predict, m, dev)?,
             targets: Tensor::from_vec(targets, m, dev)?,
+            patch_labels: Tensor::from_vec(patch_labels, b * p, dev)?,
         })
     }
 }

@@ -24,7 +24,7 @@ use glimpse::dataset::Split;
 use glimpse::gguf::GgmlType;
 
 use data::{Encoder, Example};
-use model::{Model, Weights};
+use model::{Aux, Model, Weights};
 
 #[derive(Parser)]
 #[command(name = "glimpse-train", about = "Train glimpse's bundled demo VLM on generated scenes")]
@@ -50,6 +50,13 @@ struct Args {
     /// Validation questions
     #[arg(long, default_value_t = 512)]
     val: usize,
+    /// Weight of the auxiliary per-patch object loss on the vision tower (0: answers only)
+    #[arg(long, default_value_t = 0.5)]
+    aux: f64,
+    /// Start from this directory's text-f16.gguf and mmproj-f16.gguf (a checkpoint) instead of
+    /// forge's random initialisation
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// First training sample (resume a schedule on fresh data)
     #[arg(long, default_value_t = 0)]
     first_sample: u64,
@@ -69,7 +76,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     let dev = Device::Cpu;
     let spec = spec::spec()?;
-    let (text, mmproj) = spec::initial(&spec)?;
+    let (text, mmproj) = match &args.resume {
+        Some(dir) => {
+            let open = |name: &str| {
+                glimpse::gguf::Gguf::open(dir.join(name)).with_context(|| format!("--resume {}", dir.display()))
+            };
+            (open("text-f16.gguf")?, open("mmproj-f16.gguf")?)
+        }
+        None => spec::initial(&spec)?,
+    };
     let model = Model::new(&text, &mmproj)?;
     let weights = Weights::load(&[&text, &mmproj], &dev)?;
     let enc = Encoder::new(&text, &mmproj)?;
@@ -85,7 +100,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         (0..args.val as u64).map(|i| enc.example(Split::Validation, i)).collect::<anyhow::Result<_>>()?;
 
     let params = ParamsAdamW { lr: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01 };
-    let mut opt = AdamW::new(weights.vars(), params)?;
+    let aux = Aux::new(model.vision_cfg.n_embd, data::N_PATCH_CLASSES, &dev)?;
+    let mut opt = AdamW::new(weights.vars().into_iter().chain(aux.vars()).collect(), params)?;
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let log_path = args.out.join("train-log.tsv");
     let mut log = std::fs::File::create(&log_path).with_context(|| log_path.display().to_string())?;
@@ -93,7 +109,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     let start = Instant::now();
     let mut next = args.first_sample;
-    let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+    let (mut loss_sum, mut aux_sum, mut loss_n) = (0.0f64, 0.0f64, 0usize);
     let mut best = -1.0f64;
     for step in 1..=args.steps {
         opt.set_learning_rate(schedule(args, step));
@@ -101,11 +117,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
             (0..args.batch as u64).map(|i| enc.example(Split::Train, next + i)).collect::<anyhow::Result<_>>()?;
         next += args.batch as u64;
         let batch = enc.batch(&examples, &dev)?;
-        let loss = model::loss(&model.target_logits(&weights, &batch)?, &batch.targets)?;
-        opt.backward_step(&loss)?;
+        let (logits, features) = model.target_logits(&weights, &batch)?;
+        let loss = model::loss(&logits, &batch.targets)?;
+        let aux_loss = aux.loss(&features, &batch.patch_labels)?;
+        opt.backward_step(&(&loss + (&aux_loss * args.aux)?)?)?;
         loss_sum += loss.to_scalar::<f32>()? as f64;
+        aux_sum += aux_loss.to_scalar::<f32>()? as f64;
         loss_n += 1;
-        progress(step, args.steps, start, loss_sum / loss_n as f64, best);
+        progress(step, args.steps, start, (loss_sum, aux_sum, loss_n), best);
         if step.is_multiple_of(args.eval_every) || step == args.steps {
             let acc = accuracy(&model, &weights, &enc, &val, &dev)?;
             let secs = start.elapsed().as_secs_f64();
@@ -115,7 +134,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 loss_sum / loss_n as f64,
                 100.0 * acc
             );
-            (loss_sum, loss_n) = (0.0, 0);
+            (loss_sum, aux_sum, loss_n) = (0.0, 0.0, 0);
             if acc >= best {
                 best = acc;
                 spec::export(&spec, &Arc::new(weights.values()?), GgmlType::F16, &args.out)?;
@@ -151,7 +170,7 @@ fn accuracy(model: &Model, w: &Weights, enc: &Encoder, examples: &[Example], dev
     let mut correct = 0;
     for chunk in examples.chunks(64) {
         let batch = enc.batch(chunk, dev)?;
-        let hits: Vec<u8> = model.target_logits(w, &batch)?.argmax(D::Minus1)?.eq(&batch.targets)?.to_vec1()?;
+        let hits: Vec<u8> = model.target_logits(w, &batch)?.0.argmax(D::Minus1)?.eq(&batch.targets)?.to_vec1()?;
         let mut at = 0;
         for e in chunk {
             correct += hits[at..at + e.answer.len()].iter().all(|&h| h == 1) as usize;
@@ -161,8 +180,9 @@ fn accuracy(model: &Model, w: &Weights, enc: &Encoder, examples: &[Example], dev
     Ok(correct as f64 / examples.len().max(1) as f64)
 }
 
-/// One status line: a bar, the step, time left, the running loss and the best accuracy so far.
-fn progress(step: usize, steps: usize, start: Instant, loss: f64, best: f64) {
+/// One status line: a bar, the step, time left, the running answer and auxiliary losses (sums
+/// over `n` steps) and the best accuracy so far.
+fn progress(step: usize, steps: usize, start: Instant, (loss, aux, n): (f64, f64, usize), best: f64) {
     let err = std::io::stderr();
     if !err.is_terminal() && !step.is_multiple_of(50) {
         return;
@@ -172,5 +192,9 @@ fn progress(step: usize, steps: usize, start: Instant, loss: f64, best: f64) {
     let bar: String = (0..30).map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' }).collect();
     let best = if best < 0.0 { "-".to_string() } else { format!("{:.1}%", 100.0 * best) };
     let end = if err.is_terminal() { "\r" } else { "\n" };
-    eprint!("[{bar}] {step}/{steps} {:.1} min left, loss {loss:.4}, best validation {best}{end}", left / 60.0);
+    let (loss, aux) = (loss / n as f64, aux / n as f64);
+    eprint!(
+        "[{bar}] {step}/{steps} {:.1} min left, loss {loss:.4} (patches {aux:.3}), best validation {best}{end}",
+        left / 60.0
+    );
 }

@@ -113,6 +113,37 @@ pub struct Batch {
     pub predict: Tensor,
     /// `[m]` the targets.
     pub targets: Tensor,
+    /// `[b * n_patches]` the auxiliary per-patch classes.
+    pub patch_labels: Tensor,
+}
+
+/// A training-only linear head on the vision tower's patch features that names the object (or
+/// background) under each patch: dense supervision that teaches the tower to see the shapes long
+/// before the answer loss alone would. It is not part of the exported model.
+pub struct Aux {
+    w: Var,
+    b: Var,
+}
+
+impl Aux {
+    pub fn new(n_embd: usize, n_classes: usize, dev: &Device) -> Result<Aux> {
+        let std = 1.0 / (n_embd as f64).sqrt();
+        Ok(Aux {
+            w: Var::randn(0f32, std as f32, (n_classes, n_embd), dev)?,
+            b: Var::zeros(n_classes, DType::F32, dev)?,
+        })
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        vec![self.w.clone(), self.b.clone()]
+    }
+
+    /// Mean cross-entropy of the patch classes from features `[b, n_patches, n_embd]`.
+    pub fn loss(&self, features: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let d = features.dim(2)?;
+        let logits = features.reshape(((), d))?.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())?;
+        candle_nn::loss::cross_entropy(&logits, labels)
+    }
 }
 
 impl Model {
@@ -133,8 +164,8 @@ impl Model {
         })
     }
 
-    /// Vision tower + projector: `[b, 3, s, s]` -> `[b, n_patches, n_text]` (CLS dropped).
-    pub fn image_embeddings(&self, w: &Weights, pixels: &Tensor) -> Result<Tensor> {
+    /// Vision tower: `[b, 3, s, s]` -> patch features `[b, n_patches, n_embd]` (CLS dropped).
+    pub fn vision_features(&self, w: &Weights, pixels: &Tensor) -> Result<Tensor> {
         let c = &self.vision_cfg;
         let (b, p, g) = (pixels.dim(0)?, c.patch_size, c.patches_per_side());
         // The conv as a GEMM over (channel, ky, kx) rows, raster order over the grid.
@@ -169,19 +200,25 @@ impl Model {
         if let Some(ln) = &self.vision.post_ln {
             x = w.layer_norm(ln, &x, c.eps)?;
         }
-        let patches = if c.has_cls { x.narrow(1, 1, c.n_patches())? } else { x };
+        if c.has_cls { x.narrow(1, 1, c.n_patches()) } else { Ok(x) }
+    }
+
+    /// The projector: patch features -> `[b, n_patches, n_text]` LLM embeddings.
+    fn project(&self, w: &Weights, features: &Tensor) -> Result<Tensor> {
         match &self.projector {
-            ProjectorDesc::Mlp { fc1, fc2 } => w.linear(fc2, &w.linear(fc1, &patches)?.gelu()?),
+            ProjectorDesc::Mlp { fc1, fc2 } => w.linear(fc2, &w.linear(fc1, features)?.gelu()?),
             ProjectorDesc::Idefics3 { .. } => unreachable!("checked in Model::new"),
         }
     }
 
-    /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm).
-    pub fn hidden(&self, w: &Weights, batch: &Batch) -> Result<Tensor> {
+    /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm) and the
+    /// vision tower's patch features.
+    pub fn hidden(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, Tensor)> {
         let c = &self.text_cfg;
         let (b, t, d) = (batch.b, batch.len, c.n_embd);
         let tokens = w.get(&self.text.token_embd.weight).index_select(&batch.ids, 0)?;
-        let image = self.image_embeddings(w, &batch.pixels)?;
+        let features = self.vision_features(w, &batch.pixels)?;
+        let image = self.project(w, &features)?;
         let rows = Tensor::cat(&[&tokens, &image.reshape(((), d))?], 0)?;
         let mut x = rows.index_select(&batch.gather, 0)?.reshape((b, t, d))?;
         let (cos, sin) = rope_tables(t, c, x.device())?;
@@ -196,7 +233,7 @@ impl Model {
             let g = (w.linear(&l.gate, &h)?.silu()? * w.linear(&l.up, &h)?)?;
             x = (x + w.linear(&l.down, &g)?)?;
         }
-        x.reshape((b * t, d))
+        Ok((x.reshape((b * t, d))?, features))
     }
 
     /// Logits `[rows, n_vocab]` of hidden-state rows.
@@ -205,9 +242,10 @@ impl Model {
         w.linear(self.text.output.as_ref().unwrap_or(&self.text.token_embd), &h)
     }
 
-    /// Logits `[m, n_vocab]` at the batch's predicted positions.
-    pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<Tensor> {
-        self.logits(w, &self.hidden(w, batch)?.index_select(&batch.predict, 0)?)
+    /// Logits `[m, n_vocab]` at the batch's predicted positions, and the patch features.
+    pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, Tensor)> {
+        let (hidden, features) = self.hidden(w, batch)?;
+        Ok((self.logits(w, &hidden.index_select(&batch.predict, 0)?)?, features))
     }
 }
 
@@ -285,7 +323,7 @@ mod tests {
             examples[1].before.len() + examples[1].after.len()
         );
         let batch = enc.batch(&examples, &dev).unwrap();
-        let logits = model.logits(&w, &model.hidden(&w, &batch).unwrap()).unwrap();
+        let logits = model.logits(&w, &model.hidden(&w, &batch).unwrap().0).unwrap();
         let n_vocab = model.text_cfg.n_vocab;
         let logits: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
 
