@@ -1,3 +1,5 @@
+#[cfg(feature = "app")]
+pub mod app;
 pub mod bench;
 pub mod compare;
 pub mod dataset;

@@ -37,6 +37,9 @@ enum Command {
     Eval(EvalArgs),
     /// Measure vision encode, prefill, decode and the main kernels against the device's peak
     Bench(BenchArgs),
+    /// The desktop app: live frames, the kept-patch overlay, FLOPs per frame, two methods side
+    /// by side (built with the `app` feature; webcams with `camera`)
+    App(AppArgs),
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
     Forge {
         /// Model shapes: tiny, tiny-qwen2, tiny-llava, smolvlm-256m, smolvlm-500m, llava
@@ -224,6 +227,56 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct AppArgs {
+    /// Text model GGUF (default: the bundled model)
+    #[arg(short = 'm', long, requires = "mmproj")]
+    model: Option<PathBuf>,
+    /// Vision projector GGUF
+    #[arg(long, requires = "model")]
+    mmproj: Option<PathBuf>,
+    /// Webcam index (default: the first camera, if any; else generated scenes)
+    #[arg(long, conflicts_with_all = ["images", "synthetic"])]
+    camera: Option<u32>,
+    /// Webcam resolution, e.g. 640x480 (default: the camera's fastest format)
+    #[arg(long, value_parser = parse_resolution, value_name = "WxH")]
+    resolution: Option<(u32, u32)>,
+    /// Image files or folders of PNG / JPEG files, shown as a looped slideshow
+    #[arg(long, num_args = 1.., conflicts_with = "synthetic")]
+    images: Vec<PathBuf>,
+    /// Generated scenes (each with its own question and expected answer)
+    #[arg(long)]
+    synthetic: bool,
+    /// Side of the generated scenes in pixels
+    #[arg(long = "scene-size", default_value_t = 384)]
+    scene_size: u32,
+    /// Pruning method at start: none, visionzip, mustdrop, adaptive, fastv, random, grid
+    #[arg(long, default_value = "visionzip")]
+    method: String,
+    /// Visual-token budget at start, percent of the frame's tokens
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=100))]
+    budget: u32,
+    /// Most image tiles (idefics3); the live default is 1
+    #[arg(long = "max-tiles", default_value_t = 1)]
+    max_tiles: usize,
+    /// Ask about every new frame from the start
+    #[arg(long)]
+    continuous: bool,
+    /// GPU adapter for the model (name substring or backend)
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+/// `640x480` as (640, 480).
+fn parse_resolution(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}`: expected WIDTHxHEIGHT, e.g. 640x480");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    match (w.trim().parse(), h.trim().parse()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
+}
+
+#[derive(clap::Args)]
 struct BenchArgs {
     /// Forge (once, cached) and measure this preset's shapes
     #[arg(long, default_value = "smolvlm-256m")]
@@ -280,6 +333,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Inspect { file, json } => inspect(&file, json),
         Command::Ask(args) => ask(&args),
         Command::Bench(args) => bench(&args),
+        Command::App(args) => app(args),
         Command::Compare(args) => compare(&args),
         Command::Stream(args) => stream(&args),
         Command::Eval(args) => eval(&args),
@@ -536,6 +590,66 @@ fn bench(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "app"))]
+fn app(_: AppArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this glimpse was built without the app: cargo build --release --features app (and camera for webcams)"
+    )
+}
+
+#[cfg(feature = "app")]
+fn app(a: AppArgs) -> anyhow::Result<ExitCode> {
+    use glimpse::app::{AppOptions, Continuous, Settings, SourceSpec};
+    if !glimpse::app::methods().any(|m| m == a.method) {
+        let all: Vec<&str> = glimpse::app::methods().collect();
+        anyhow::bail!("--method {}: expected one of {}", a.method, all.join(", "));
+    }
+    let source = if a.synthetic {
+        SourceSpec::Scenes { size: a.scene_size }
+    } else if !a.images.is_empty() {
+        SourceSpec::Images(a.images.clone())
+    } else {
+        camera_source(a.camera, a.resolution)?.unwrap_or(SourceSpec::Scenes { size: a.scene_size })
+    };
+    let settings = Settings {
+        method: a.method,
+        budget_pct: a.budget,
+        max_tiles: a.max_tiles.max(1),
+        continuous: if a.continuous { Continuous::EveryFrame } else { Continuous::Off },
+        ..Settings::default()
+    };
+    let opts = AppOptions {
+        source,
+        model: a.model.zip(a.mmproj),
+        settings,
+        gpu: glimpse::gpu::GpuOptions { adapter: a.adapter, ..Default::default() },
+    };
+    glimpse::app::run(opts).map_err(|e| anyhow::anyhow!("the app window: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--camera N`, or the first camera when none is named; `None` when there is no camera.
+#[cfg(all(feature = "app", feature = "camera"))]
+fn camera_source(
+    index: Option<u32>,
+    resolution: Option<(u32, u32)>,
+) -> anyhow::Result<Option<glimpse::app::SourceSpec>> {
+    let index = match index {
+        Some(i) => Some(i),
+        None => glimpse::frames::camera::list().first().map(|c| c.index),
+    };
+    if index.is_none() {
+        eprintln!("no camera found: showing generated scenes");
+    }
+    Ok(index.map(|index| glimpse::app::SourceSpec::Camera { index, resolution }))
+}
+
+#[cfg(all(feature = "app", not(feature = "camera")))]
+fn camera_source(index: Option<u32>, _: Option<(u32, u32)>) -> anyhow::Result<Option<glimpse::app::SourceSpec>> {
+    anyhow::ensure!(index.is_none(), "--camera: this glimpse was built without webcam support (feature camera)");
+    Ok(None)
 }
 
 fn forge(
