@@ -5,7 +5,10 @@
 //! - `forge`: forged models have the names, shapes, types and metadata of llama.cpp's converters.
 //! - `kernels`: every WGSL kernel against `reference::ops` on awkward shapes, every weight type.
 //! - `cli`: the `glimpse` binary end to end (exit codes, stdout/stderr discipline).
+//! - `app` (feature `app`): the desktop app driven through egui_kittest, with snapshots.
 
+#[cfg(feature = "app")]
+mod app;
 mod cli;
 mod engine;
 mod forge;
