@@ -90,3 +90,34 @@ impl CustomOp2 for SoftmaxGrad {
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{D, Device, Var};
+
+    /// Forward and gradient against softmax composed from candle's differentiable ops (with an
+    /// additive -inf mask for the causal case), on an awkward shape.
+    #[test]
+    fn matches_composed_softmax() {
+        let dev = Device::Cpu;
+        let (rows, n) = (7, 7);
+        let x = Var::randn(0f32, 2.0, (2, 3, rows, n), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (2, 3, rows, n), &dev).unwrap();
+        for causal in [false, true] {
+            let mask: Vec<f32> =
+                (0..rows * n).map(|i| if causal && i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
+            let mask = Tensor::from_vec(mask, (rows, n), &dev).unwrap();
+            let want = candle_nn::ops::softmax(&x.as_tensor().broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
+            let got = softmax(x.as_tensor(), causal).unwrap();
+            let grads = |y: &Tensor| {
+                let g = (y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+                g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            };
+            let close = |a: Vec<f32>, b: Vec<f32>| a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5);
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(close(flat(&got), flat(&want)), "forward, causal {causal}");
+            assert!(close(grads(&got), grads(&want)), "gradient, causal {causal}");
+        }
+    }
+}
