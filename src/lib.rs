@@ -1,6 +1,7 @@
 #[cfg(feature = "app")]
 pub mod app;
 pub mod bench;
+pub mod bundled;
 pub mod compare;
 pub mod dataset;
 pub mod engine;

@@ -2,7 +2,7 @@
 //! logs and errors go to stderr. Exit codes: 0 success (also on a closed pipe), 2 error.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -40,6 +40,21 @@ enum Command {
     /// The desktop app: live frames, the kept-patch overlay, FLOPs per frame, two methods side
     /// by side (built with the `app` feature; webcams with `camera`)
     App(AppArgs),
+    /// Write one generated scene as a PNG and print its questions with their answers
+    Scene {
+        /// Split the scene comes from: test (held out), validation or train
+        #[arg(long, default_value = "test")]
+        split: glimpse::dataset::Split,
+        /// Scene number within the split
+        #[arg(long, default_value_t = 0)]
+        index: u64,
+        /// Side in pixels
+        #[arg(long, default_value_t = 384)]
+        size: u32,
+        /// The PNG to write
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a random-weight model pair (text.gguf + mmproj.gguf) in llama.cpp's exact format
     Forge {
         /// Model shapes: tiny, tiny-qwen2, tiny-llava, smolvlm-256m, smolvlm-500m, llava
@@ -61,17 +76,34 @@ enum Command {
     },
 }
 
+/// The model pair: both files, or neither for the bundled model.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Text model GGUF (llama or qwen2); default: the bundled model (models/shapes-vlm)
+    #[arg(short = 'm', long, requires = "mmproj")]
+    model: Option<PathBuf>,
+    /// Vision projector GGUF (mmproj: idefics3 or mlp)
+    #[arg(long, requires = "model")]
+    mmproj: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// (text, mmproj): the given pair, or the bundled one.
+    fn pair(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        match (&self.model, &self.mmproj) {
+            (Some(t), Some(m)) => Ok((t.clone(), m.clone())),
+            _ => glimpse::bundled::model_pair().map_err(anyhow::Error::msg),
+        }
+    }
+}
+
 /// A question about an image, and the model pair to ask.
 #[derive(clap::Args)]
 struct FrameArgs {
     /// The question
     question: String,
-    /// Text model GGUF (llama or qwen2)
-    #[arg(short = 'm', long)]
-    model: PathBuf,
-    /// Vision projector GGUF (mmproj: idefics3 or mlp)
-    #[arg(long)]
-    mmproj: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The image (PNG or JPEG)
     #[arg(long)]
     image: PathBuf,
@@ -150,12 +182,8 @@ struct StreamArgs {
     /// The question asked about every frame (with --synthetic: each scene's own question when
     /// left out)
     question: Option<String>,
-    /// Text model GGUF
-    #[arg(short = 'm', long)]
-    model: PathBuf,
-    /// Vision projector GGUF
-    #[arg(long)]
-    mmproj: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Image files or folders of PNG / JPEG files (sorted by name)
     #[arg(long, num_args = 1.., required_unless_present = "synthetic", conflicts_with = "synthetic")]
     images: Vec<PathBuf>,
@@ -188,18 +216,15 @@ struct StreamArgs {
 
 #[derive(clap::Args)]
 struct EvalArgs {
-    /// Text model GGUF (a model trained on glimpse's generated scenes)
-    #[arg(short = 'm', long)]
-    model: PathBuf,
-    /// Vision projector GGUF
-    #[arg(long)]
-    mmproj: PathBuf,
+    /// A model trained on glimpse's generated scenes
+    #[command(flatten)]
+    model: ModelArgs,
     /// Questions (the first N of the split)
     #[arg(short = 'N', long = "questions", default_value_t = 50)]
     questions: usize,
     /// Split: test (held out), validation or train
     #[arg(long, default_value = "test")]
-    split: String,
+    split: glimpse::dataset::Split,
     /// Pruning plan, as for ask
     #[arg(long, default_value = "none")]
     prune: glimpse::prune::plan::PrunePlan,
@@ -228,12 +253,8 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct AppArgs {
-    /// Text model GGUF (default: the bundled model)
-    #[arg(short = 'm', long, requires = "mmproj")]
-    model: Option<PathBuf>,
-    /// Vision projector GGUF
-    #[arg(long, requires = "model")]
-    mmproj: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Webcam index (default: the first camera, if any; else generated scenes)
     #[arg(long, conflicts_with_all = ["images", "synthetic"])]
     camera: Option<u32>,
@@ -312,6 +333,13 @@ struct BenchArgs {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan device-select layer connects to Wayland to rank devices and prints
+    // "XDG_RUNTIME_DIR is invalid" on headless machines (Jetsons, CI); glimpse picks its adapter
+    // itself, so the layer only adds noise. The user's own setting wins.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: first thing in main, before any thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     match run() {
         Ok(code) => code,
         Err(err) => {
@@ -337,6 +365,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Compare(args) => compare(&args),
         Command::Stream(args) => stream(&args),
         Command::Eval(args) => eval(&args),
+        Command::Scene { split, index, size, out } => scene(split, index, size, &out),
         Command::Forge { preset, qtype, seed, set, out } => forge(&preset, qtype, seed, &set, &out),
     }
 }
@@ -351,11 +380,11 @@ fn ask(a: &AskArgs) -> anyhow::Result<ExitCode> {
     };
     let start = std::time::Instant::now();
     let gpu = std::sync::Arc::new(glimpse::gpu::Gpu::new(&opts.gpu)?);
-    let weights = Engine::weight_bytes(&a.frame.model, &a.frame.mmproj).context("cannot read the model files")?;
-    let label = format!("loading {} + {}", a.frame.model.display(), a.frame.mmproj.display());
-    let mut engine =
-        with_progress(&gpu, weights, &label, || Engine::load_on(gpu.clone(), &a.frame.model, &a.frame.mmproj, &opts))
-            .context("cannot load the model")?;
+    let (text, mmproj) = a.frame.model.pair()?;
+    let weights = Engine::weight_bytes(&text, &mmproj).context("cannot read the model files")?;
+    let label = format!("loading {} + {}", text.display(), mmproj.display());
+    let mut engine = with_progress(&gpu, weights, &label, || Engine::load_on(gpu.clone(), &text, &mmproj, &opts))
+        .context("cannot load the model")?;
     eprintln!("loaded in {:.1} s on {}", start.elapsed().as_secs_f64(), engine.gpu().describe());
     let ask = AskOptions {
         max_tokens: a.max_tokens,
@@ -457,7 +486,8 @@ fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
         ..Default::default()
     };
-    let mut engine = Engine::load(&a.frame.model, &a.frame.mmproj, &opts).context("cannot load the model")?;
+    let (text, mmproj) = a.frame.model.pair()?;
+    let mut engine = Engine::load(&text, &mmproj, &opts).context("cannot load the model")?;
     eprintln!("comparing none and {} at {} on {} ...", a.methods.join(", "), a.budget, engine.gpu().describe());
     let base = AskOptions { max_tokens: a.max_tokens, max_tiles: a.max_tiles, ..Default::default() };
     let rows = glimpse::compare::run(&mut engine, &image, &a.frame.question, &a.methods, &a.budget, &base)?;
@@ -491,7 +521,8 @@ fn stream(a: &StreamArgs) -> anyhow::Result<ExitCode> {
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
         ..Default::default()
     };
-    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    let (text, mmproj) = a.model.pair()?;
+    let mut engine = Engine::load(&text, &mmproj, &opts).context("cannot load the model")?;
     eprintln!("streaming {} on {} ...", source.describe(), engine.gpu().describe());
     let ask = AskOptions {
         max_tokens: a.max_tokens,
@@ -505,20 +536,26 @@ fn stream(a: &StreamArgs) -> anyhow::Result<ExitCode> {
     Ok(if s.answered == 0 && s.failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
+/// Writes a generated scene and prints its questions and answers.
+fn scene(split: glimpse::dataset::Split, index: u64, size: u32, out: &Path) -> anyhow::Result<ExitCode> {
+    use glimpse::dataset::{Scene, SceneConfig, questions};
+    let seed = split.seed(index);
+    let scene = Scene::generate(seed, &SceneConfig::default());
+    scene.render(size, size).save(out).with_context(|| format!("cannot write {}", out.display()))?;
+    for q in questions(&scene, seed) {
+        println!("{}\t{}", q.text, q.answer);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
-    use glimpse::dataset::Split;
     use glimpse::engine::{AskOptions, Engine, EngineOptions};
-    let split = match a.split.as_str() {
-        "test" => Split::Test,
-        "validation" => Split::Validation,
-        "train" => Split::Train,
-        other => anyhow::bail!("--split {other}: expected test, validation or train"),
-    };
     let opts = EngineOptions {
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter.clone(), ..Default::default() },
         ..Default::default()
     };
-    let mut engine = Engine::load(&a.model, &a.mmproj, &opts).context("cannot load the model")?;
+    let (text, mmproj) = a.model.pair()?;
+    let mut engine = Engine::load(&text, &mmproj, &opts).context("cannot load the model")?;
     let plans = if a.sweep { glimpse::eval::sweep_plans(&glimpse::eval::SWEEP_METHODS) } else { vec![a.prune.clone()] };
     let base = AskOptions { max_tokens: a.max_tokens, max_tiles: Some(a.max_tiles), ..Default::default() };
     let mut rows = Vec::new();
@@ -529,7 +566,7 @@ fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("{label}: {done}/{}", a.questions);
             }
         };
-        match glimpse::eval::run(&mut engine, split, a.questions, a.scene_size, plan, &base, &mut progress) {
+        match glimpse::eval::run(&mut engine, a.split, a.questions, a.scene_size, plan, &base, &mut progress) {
             Ok(row) => rows.push(row),
             // A sweep goes on past a plan this model cannot run (e.g. FastV's layer 2 of 2).
             Err(e) if a.sweep => eprintln!("skipped {plan}: {e}"),
@@ -622,7 +659,7 @@ fn app(a: AppArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = AppOptions {
         source,
-        model: a.model.zip(a.mmproj),
+        model: a.model.model.zip(a.model.mmproj),
         settings,
         gpu: glimpse::gpu::GpuOptions { adapter: a.adapter, ..Default::default() },
     };
