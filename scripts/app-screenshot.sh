@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs `glimpse app --synthetic` in a real window on a virtual X display (Xvfb) with a forged
-# tiny-llava model in continuous mode, waits, and saves a screenshot of the whole screen.
+# Runs `glimpse app --synthetic` in a real window on a virtual X display (Xvfb) with the bundled
+# model in continuous mode, waits, and saves a screenshot of the whole screen.
 #
 # Usage: scripts/app-screenshot.sh [OUT.png] [SECONDS]
 #   OUT.png   where the screenshot goes (default target/app-screenshot.png)
@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 out=${1:-target/app-screenshot.png}
 seconds=${2:-60}
 display=${GLIMPSE_SCREENSHOT_DISPLAY:-:97}
-model=target/tiny-llava
 
 for tool in Xvfb import; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 2; }
@@ -25,7 +24,6 @@ done
 profile=${PROFILE:-dev}
 nice -n 19 cargo build --profile "$profile" --features app
 bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")/glimpse
-[ -f "$model/text.gguf" ] || "$bin" forge --preset tiny-llava --out "$model" >/dev/null
 
 Xvfb "$display" -screen 0 1400x900x24 -nolisten tcp &
 xvfb=$!
@@ -37,8 +35,7 @@ cleanup() {
 trap cleanup EXIT
 sleep 2
 
-DISPLAY=$display WINIT_UNIX_BACKEND=x11 "$bin" app --synthetic --continuous \
-    -m "$model/text.gguf" --mmproj "$model/mmproj.gguf" &
+DISPLAY=$display WINIT_UNIX_BACKEND=x11 "$bin" app --synthetic --continuous &
 app=$!
 sleep "$seconds"
 kill -0 "$app" 2>/dev/null || { echo "error: the app exited early" >&2; exit 2; }
