@@ -44,7 +44,8 @@ pub fn report_ui(ui: &mut egui::Ui, o: &Outcome) {
         r.kv_bytes_used as f64 / 1024.0,
         r.kv_bytes_allocated as f64 / 1024.0
     ));
-    ui.label(time_label(o));
+    // One line whatever the timings, so the layout below does not move with them.
+    ui.add(egui::Label::new(time_label(o)).truncate());
 }
 
 /// (frame number, GFLOP executed, GFLOP dense, ms)
