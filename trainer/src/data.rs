@@ -41,6 +41,8 @@ pub struct Encoder {
     eos: u32,
     /// The rendered scene side (the mmproj's image size: preprocessing is then the identity).
     pub size: u32,
+    /// The vision tower's patch side in pixels.
+    patch: u32,
     scenes: SceneConfig,
 }
 
@@ -57,6 +59,7 @@ impl Encoder {
             params: PreprocessParams::from_config(&vision),
             n_image: vision.tokens_per_tile(),
             size: vision.image_size as u32,
+            patch: vision.patch_size as u32,
             tokenizer,
             template,
             eos,
@@ -80,8 +83,7 @@ impl Encoder {
 
     fn patch_labels(&self, scene: &Scene) -> Vec<u32> {
         let mut labels = vec![0u32; self.n_image];
-        let patch = self.size / (self.n_image as f64).sqrt() as u32;
-        for (o, patches) in scene.objects.iter().zip(scene.object_patches(self.size, self.size, patch)) {
+        for (o, patches) in scene.objects.iter().zip(scene.object_patches(self.size, self.size, self.patch)) {
             let colour = Colour::ALL.iter().position(|&c| c == o.colour).unwrap_or(0);
             let shape = Shape::ALL.iter().position(|&c| c == o.shape).unwrap_or(0);
             for p in patches {
