@@ -2,7 +2,7 @@
 //! question at inference: the pair's chat template, mtmd's prompt layout, the GGUF tokenizer and
 //! the mmproj's preprocessing, all from the glimpse library. The target is the answer as the
 //! model should continue after the generation prompt: `" " + answer` and the end-of-generation
-//! token.
+//! token. Several questions share one scene, so a batch encodes each image once.
 
 use candle_core::{Device, Tensor};
 use glimpse::dataset::{self, Colour, Scene, SceneConfig, Shape, Split};
@@ -12,25 +12,62 @@ use glimpse::model::config::{TextConfig, VisionConfig};
 use glimpse::model::preprocess::{self, PreprocessParams};
 use glimpse::model::prompt::{self, PromptPiece};
 use glimpse::model::tokenizer::Tokenizer;
+use glimpse::rng::SplitMix64;
 
 use crate::model::Batch;
 
-/// One question about one scene, ready to batch.
-pub struct Example {
+/// One rendered scene.
+pub struct Image {
     /// Planar `[3, size, size]`.
     pub pixels: Vec<f32>,
-    /// Ids before and after the image slots.
-    pub before: Vec<u32>,
-    pub after: Vec<u32>,
-    /// The answer's ids, end-of-generation last.
-    pub answer: Vec<u32>,
     /// Per patch (raster order): 0 for background, else 1 + the colour-and-shape class of the
     /// object drawn over it (the auxiliary target; see `model::Aux`).
     pub patch_labels: Vec<u32>,
 }
 
+/// One question about an image.
+pub struct Asked {
+    /// Ids before and after the image slots.
+    pub before: Vec<u32>,
+    pub after: Vec<u32>,
+    /// The answer's ids, end-of-generation last.
+    pub answer: Vec<u32>,
+    /// The visual tokens the question sees, ascending patch indices: all of them, or a
+    /// training-time drop (see [`TokenDrop`]), laid out in consecutive slots as a pruned frame is.
+    pub keep: Vec<u32>,
+}
+
+/// A scene and the questions asked about it.
+pub struct Group {
+    pub image: Image,
+    pub asked: Vec<Asked>,
+}
+
 /// Patch classes: background plus every colour-and-shape pair.
 pub const N_PATCH_CLASSES: usize = 1 + Colour::ALL.len() * Shape::ALL.len();
+
+/// Training-time visual-token dropping, so the decoder learns to answer from the shorter,
+/// object-heavy sequences that pruning sends: a `share` of the questions see each object patch
+/// with probability 0.9 and each background patch with a probability drawn from `keep`.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenDrop {
+    pub share: f32,
+    pub keep: (f32, f32),
+}
+
+impl TokenDrop {
+    fn keep(&self, labels: &[u32], rng: &mut SplitMix64) -> Vec<u32> {
+        let all = || (0..labels.len() as u32).collect();
+        if rng.unit() >= self.share {
+            return all();
+        }
+        let background = rng.range(self.keep.0, self.keep.1);
+        let kept: Vec<u32> = (0..labels.len() as u32)
+            .filter(|&i| rng.unit() < if labels[i as usize] == 0 { background } else { 0.9 })
+            .collect();
+        if kept.is_empty() { all() } else { kept }
+    }
+}
 
 /// Turns dataset samples into examples.
 pub struct Encoder {
@@ -71,14 +108,48 @@ impl Encoder {
         &self.tokenizer
     }
 
-    /// Sample `index` of `split`.
-    pub fn example(&self, split: Split, index: u64) -> anyhow::Result<Example> {
+    /// Sample `index` of `split` (the scene and the one question the evaluation asks), whole.
+    pub fn example(&self, split: Split, index: u64) -> anyhow::Result<Group> {
         let s = dataset::sample(split, index, &self.scenes, self.size);
-        let pre = preprocess::preprocess(&s.image, &self.params, None)?;
-        let (before, after) = self.prompt(&s.question.text)?;
-        let mut answer = self.tokenizer.encode(&format!(" {}", s.question.answer))?;
+        let image = self.image(&s.scene)?;
+        let keep = (0..self.n_image as u32).collect();
+        let asked = vec![self.ask(&s.question.text, &s.question.answer, keep)?];
+        Ok(Group { image, asked })
+    }
+
+    /// Up to `n` of the questions about scene `index` of `split`, drawn with `rng`, each seeing
+    /// the visual tokens `drop` leaves.
+    pub fn scene(
+        &self,
+        split: Split,
+        index: u64,
+        n: usize,
+        drop: TokenDrop,
+        rng: &mut SplitMix64,
+    ) -> anyhow::Result<Group> {
+        let seed = split.seed(index);
+        let scene = Scene::generate(seed, &self.scenes);
+        let mut questions = dataset::questions(&scene, seed);
+        rng.shuffle(&mut questions);
+        let image = self.image(&scene)?;
+        let asked = questions
+            .iter()
+            .take(n)
+            .map(|q| self.ask(&q.text, &q.answer, drop.keep(&image.patch_labels, rng)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Group { image, asked })
+    }
+
+    fn image(&self, scene: &Scene) -> anyhow::Result<Image> {
+        let pre = preprocess::preprocess(&scene.render(self.size, self.size), &self.params, None)?;
+        Ok(Image { pixels: pre.overview, patch_labels: self.patch_labels(scene) })
+    }
+
+    fn ask(&self, question: &str, answer: &str, keep: Vec<u32>) -> anyhow::Result<Asked> {
+        let (before, after) = self.prompt(question)?;
+        let mut answer = self.tokenizer.encode(&format!(" {answer}"))?;
         answer.push(self.eos);
-        Ok(Example { pixels: pre.overview, before, after, answer, patch_labels: self.patch_labels(&s.scene) })
+        Ok(Asked { before, after, answer, keep })
     }
 
     fn patch_labels(&self, scene: &Scene) -> Vec<u32> {
@@ -114,47 +185,53 @@ impl Encoder {
         Ok((before, after))
     }
 
-    /// The batch of `examples`, right-padded; targets are every answer id (teacher forcing).
-    pub fn batch(&self, examples: &[Example], dev: &Device) -> anyhow::Result<Batch> {
-        let b = examples.len();
+    /// The batch of every question in `groups`, right-padded; each image is encoded once and
+    /// targets are every answer id (teacher forcing).
+    pub fn batch(&self, groups: &[Group], dev: &Device) -> anyhow::Result<Batch> {
         let p = self.n_image;
-        let len = examples.iter().map(|e| e.before.len() + p + e.after.len() + e.answer.len() - 1).max().unwrap_or(0);
-        let mut pixels = Vec::with_capacity(b * examples.first().map_or(0, |e| e.pixels.len()));
+        let asked = || groups.iter().enumerate().flat_map(|(g, group)| group.asked.iter().map(move |a| (g, a)));
+        let b = asked().count();
+        let len =
+            asked().map(|(_, a)| a.before.len() + a.keep.len() + a.after.len() + a.answer.len() - 1).max().unwrap_or(0);
+        let mut pixels = Vec::with_capacity(groups.len() * groups.first().map_or(0, |g| g.image.pixels.len()));
+        let mut patch_labels = Vec::with_capacity(groups.len() * p);
+        for g in groups {
+            pixels.extend_from_slice(&g.image.pixels);
+            patch_labels.extend_from_slice(&g.image.patch_labels);
+        }
         let (mut ids, mut gather) = (vec![0u32; b * len], Vec::with_capacity(b * len));
-        let (mut predict, mut targets, mut patch_labels) = (Vec::new(), Vec::new(), Vec::with_capacity(b * p));
-        for (i, e) in examples.iter().enumerate() {
-            pixels.extend_from_slice(&e.pixels);
-            patch_labels.extend_from_slice(&e.patch_labels);
-            let image_at = e.before.len();
-            let prompt_len = image_at + p + e.after.len();
+        let (mut predict, mut targets) = (Vec::new(), Vec::new());
+        for (i, (g, a)) in asked().enumerate() {
+            let (image_at, k) = (a.before.len(), a.keep.len());
+            let prompt_len = image_at + k + a.after.len();
             // The answer is fed back except its last id (end of generation).
             let text: Vec<u32> =
-                e.before.iter().chain(&e.after).chain(&e.answer[..e.answer.len() - 1]).copied().collect();
+                a.before.iter().chain(&a.after).chain(&a.answer[..a.answer.len() - 1]).copied().collect();
             let mut next_text = text.iter();
             for t in 0..len {
                 let row = i * len + t;
-                if (image_at..image_at + p).contains(&t) {
-                    gather.push((b * len + i * p + t - image_at) as u32);
+                if (image_at..image_at + k).contains(&t) {
+                    gather.push((b * len + g * p) as u32 + a.keep[t - image_at]);
                 } else {
                     ids[row] = next_text.next().copied().unwrap_or(0);
                     gather.push(row as u32);
                 }
             }
-            for (j, &target) in e.answer.iter().enumerate() {
+            for (j, &target) in a.answer.iter().enumerate() {
                 predict.push((i * len + prompt_len - 1 + j) as u32);
                 targets.push(target);
             }
         }
-        let (size, m) = (self.size as usize, predict.len());
+        let (size, m, n_images) = (self.size as usize, predict.len(), groups.len());
         Ok(Batch {
-            pixels: Tensor::from_vec(pixels, (b, 3, size, size), dev)?,
+            pixels: Tensor::from_vec(pixels, (n_images, 3, size, size), dev)?,
             ids: Tensor::from_vec(ids, b * len, dev)?,
             gather: Tensor::from_vec(gather, b * len, dev)?,
             b,
             len,
             predict: Tensor::from_vec(predict, m, dev)?,
             targets: Tensor::from_vec(targets, m, dev)?,
-            patch_labels: Tensor::from_vec(patch_labels, b * p, dev)?,
+            patch_labels: Tensor::from_vec(patch_labels, n_images * p, dev)?,
         })
     }
 }

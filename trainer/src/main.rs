@@ -22,8 +22,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
 use glimpse::dataset::Split;
 use glimpse::gguf::GgmlType;
+use glimpse::rng::SplitMix64;
 
-use data::{Encoder, Example};
+use data::{Encoder, Group, TokenDrop};
 use model::{Aux, Model, Weights};
 
 #[derive(Parser)]
@@ -35,9 +36,12 @@ struct Args {
     /// Optimiser steps
     #[arg(long, default_value_t = 6000)]
     steps: usize,
-    /// Questions per step
-    #[arg(long, default_value_t = 32)]
+    /// Scenes per step
+    #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Questions per scene (the scene's image is encoded once for all of them)
+    #[arg(long, default_value_t = 4)]
+    questions: usize,
     /// Peak learning rate (AdamW; linear warm-up, then cosine decay to 5%)
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
@@ -53,6 +57,17 @@ struct Args {
     /// Weight of the auxiliary per-patch object loss on the vision tower (0: answers only)
     #[arg(long, default_value_t = 0.5)]
     aux: f64,
+    /// Weight of background patches in the auxiliary loss (object patches weigh 1)
+    #[arg(long, default_value_t = 0.2)]
+    background: f64,
+    /// Weight of the loss that points the feature layer's CLS attention (VisionZip's score) at
+    /// the objects
+    #[arg(long, default_value_t = 0.2)]
+    cls: f64,
+    /// Share of training questions that see a random subset of the visual tokens (most object
+    /// patches, 5-50% of the background), as pruning sends them
+    #[arg(long, default_value_t = 0.3)]
+    drop: f32,
     /// Start from this directory's text-f16.gguf and mmproj-f16.gguf (a checkpoint) instead of
     /// forge's random initialisation
     #[arg(long)]
@@ -71,9 +86,10 @@ fn main() {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.steps > 0 && args.batch > 0 && args.eval_every > 0,
-        "--steps, --batch and --eval-every must be positive"
+        args.steps > 0 && args.batch > 0 && args.questions > 0 && args.eval_every > 0,
+        "--steps, --batch, --questions and --eval-every must be positive"
     );
+    anyhow::ensure!((0.0..=1.0).contains(&args.drop), "--drop is a share in 0..=1");
     let dev = Device::Cpu;
     let spec = spec::spec()?;
     let (text, mmproj) = match &args.resume {
@@ -96,7 +112,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         model.vision_cfg.n_patches(),
         enc.tokenizer().n_vocab()
     );
-    let val: Vec<Example> =
+    let val: Vec<Group> =
         (0..args.val as u64).map(|i| enc.example(Split::Validation, i)).collect::<anyhow::Result<_>>()?;
 
     let params = ParamsAdamW { lr: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01 };
@@ -109,32 +125,39 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     let start = Instant::now();
     let mut next = args.first_sample;
-    let (mut loss_sum, mut aux_sum, mut loss_n) = (0.0f64, 0.0f64, 0usize);
+    let mut rng = SplitMix64::new(glimpse::rng::mix(args.first_sample ^ 0x7EA1_D80B));
+    let drop = TokenDrop { share: args.drop, keep: (0.05, 0.5) };
+    let mut losses = Losses::default();
     let mut best = -1.0f64;
     for step in 1..=args.steps {
         opt.set_learning_rate(schedule(args, step));
-        let examples: Vec<Example> =
-            (0..args.batch as u64).map(|i| enc.example(Split::Train, next + i)).collect::<anyhow::Result<_>>()?;
+        let groups: Vec<Group> = (0..args.batch as u64)
+            .map(|i| enc.scene(Split::Train, next + i, args.questions, drop, &mut rng))
+            .collect::<anyhow::Result<_>>()?;
         next += args.batch as u64;
-        let batch = enc.batch(&examples, &dev)?;
-        let (logits, features) = model.target_logits(&weights, &batch)?;
-        let loss = model::loss(&logits, &batch.targets)?;
-        let aux_loss = aux.loss(&features, &batch.patch_labels)?;
-        opt.backward_step(&(&loss + (&aux_loss * args.aux)?)?)?;
-        loss_sum += loss.to_scalar::<f32>()? as f64;
-        aux_sum += aux_loss.to_scalar::<f32>()? as f64;
-        loss_n += 1;
-        progress(step, args.steps, start, (loss_sum, aux_sum, loss_n), best);
+        let batch = enc.batch(&groups, &dev)?;
+        let (logits, vision) = model.target_logits(&weights, &batch)?;
+        let answer = model::loss(&logits, &batch.targets)?;
+        let patches = aux.loss(&vision.features, &batch.patch_labels, args.background)?;
+        let mut total = (&answer + (&patches * args.aux)?)?;
+        let cls = match &vision.cls_attention {
+            Some(att) => {
+                let cls = model::cls_loss(att, &batch.patch_labels)?;
+                total = (total + (&cls * args.cls)?)?;
+                cls.to_scalar::<f32>()? as f64
+            }
+            None => 0.0,
+        };
+        opt.backward_step(&total)?;
+        losses.add(answer.to_scalar::<f32>()? as f64, patches.to_scalar::<f32>()? as f64, cls);
+        progress(step, args.steps, start, &losses, best);
         if step.is_multiple_of(args.eval_every) || step == args.steps {
             let acc = accuracy(&model, &weights, &enc, &val, &dev)?;
             let secs = start.elapsed().as_secs_f64();
-            writeln!(log, "{step}\t{secs:.0}\t{:.4}\t{acc:.4}", loss_sum / loss_n as f64)?;
-            eprintln!(
-                "\rstep {step}: loss {:.4}, validation accuracy {:.1}% ({secs:.0} s)",
-                loss_sum / loss_n as f64,
-                100.0 * acc
-            );
-            (loss_sum, aux_sum, loss_n) = (0.0, 0.0, 0);
+            let loss = losses.answer / losses.n as f64;
+            writeln!(log, "{step}\t{secs:.0}\t{loss:.4}\t{acc:.4}")?;
+            eprintln!("\rstep {step}: loss {loss:.4}, validation accuracy {:.1}% ({secs:.0} s)", 100.0 * acc);
+            losses = Losses::default();
             if acc >= best {
                 best = acc;
                 spec::export(&spec, &Arc::new(weights.values()?), GgmlType::F16, &args.out)?;
@@ -166,23 +189,41 @@ fn schedule(args: &Args, step: usize) -> f64 {
 
 /// Share of `examples` whose every answer id (end of generation included) is the argmax under
 /// teacher forcing: exactly the questions greedy decoding answers right.
-fn accuracy(model: &Model, w: &Weights, enc: &Encoder, examples: &[Example], dev: &Device) -> anyhow::Result<f64> {
-    let mut correct = 0;
-    for chunk in examples.chunks(64) {
+fn accuracy(model: &Model, w: &Weights, enc: &Encoder, groups: &[Group], dev: &Device) -> anyhow::Result<f64> {
+    let (mut correct, mut total) = (0, 0);
+    for chunk in groups.chunks(64) {
         let batch = enc.batch(chunk, dev)?;
         let hits: Vec<u8> = model.target_logits(w, &batch)?.0.argmax(D::Minus1)?.eq(&batch.targets)?.to_vec1()?;
         let mut at = 0;
-        for e in chunk {
-            correct += hits[at..at + e.answer.len()].iter().all(|&h| h == 1) as usize;
-            at += e.answer.len();
+        for a in chunk.iter().flat_map(|g| &g.asked) {
+            correct += hits[at..at + a.answer.len()].iter().all(|&h| h == 1) as usize;
+            at += a.answer.len();
+            total += 1;
         }
     }
-    Ok(correct as f64 / examples.len().max(1) as f64)
+    Ok(correct as f64 / total.max(1) as f64)
 }
 
-/// One status line: a bar, the step, time left, the running answer and auxiliary losses (sums
-/// over `n` steps) and the best accuracy so far.
-fn progress(step: usize, steps: usize, start: Instant, (loss, aux, n): (f64, f64, usize), best: f64) {
+/// Running sums of the three losses since the last validation.
+#[derive(Default)]
+struct Losses {
+    answer: f64,
+    patches: f64,
+    cls: f64,
+    n: usize,
+}
+
+impl Losses {
+    fn add(&mut self, answer: f64, patches: f64, cls: f64) {
+        self.answer += answer;
+        self.patches += patches;
+        self.cls += cls;
+        self.n += 1;
+    }
+}
+
+/// One status line: a bar, the step, time left, the running losses and the best accuracy so far.
+fn progress(step: usize, steps: usize, start: Instant, losses: &Losses, best: f64) {
     let err = std::io::stderr();
     if !err.is_terminal() && !step.is_multiple_of(50) {
         return;
@@ -192,9 +233,11 @@ fn progress(step: usize, steps: usize, start: Instant, (loss, aux, n): (f64, f64
     let bar: String = (0..30).map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' }).collect();
     let best = if best < 0.0 { "-".to_string() } else { format!("{:.1}%", 100.0 * best) };
     let end = if err.is_terminal() { "\r" } else { "\n" };
-    let (loss, aux) = (loss / n as f64, aux / n as f64);
+    let n = losses.n.max(1) as f64;
+    let (loss, patches, cls) = (losses.answer / n, losses.patches / n, losses.cls / n);
     eprint!(
-        "[{bar}] {step}/{steps} {:.1} min left, loss {loss:.4} (patches {aux:.3}), best validation {best}{end}",
+        "[{bar}] {step}/{steps} {:.1} min left, loss {loss:.4} (patches {patches:.3}, cls {cls:.3}), best validation \
+         {best}{end}",
         left / 60.0
     );
 }

@@ -98,14 +98,14 @@ pub struct Model {
     text: TextDesc,
 }
 
-/// A batch of prompts, right-padded to `len` positions.
+/// A batch of prompts about a few images, right-padded to `len` positions.
 pub struct Batch {
-    /// `[b, 3, size, size]` normalised planar pixels.
+    /// `[n_images, 3, size, size]` normalised planar pixels.
     pub pixels: Tensor,
     /// `[b * len]` token ids (0 in image slots and padding).
     pub ids: Tensor,
-    /// `[b * len]` rows of `[token embeddings (b * len); image embeddings (b * n_image)]` that
-    /// make the input sequence.
+    /// `[b * len]` rows of `[token embeddings (b * len); image embeddings (n_images * n_image)]`
+    /// that make the input sequence.
     pub gather: Tensor,
     pub b: usize,
     pub len: usize,
@@ -113,7 +113,7 @@ pub struct Batch {
     pub predict: Tensor,
     /// `[m]` the targets.
     pub targets: Tensor,
-    /// `[b * n_patches]` the auxiliary per-patch classes.
+    /// `[n_images * n_patches]` the auxiliary per-patch classes.
     pub patch_labels: Tensor,
 }
 
@@ -138,12 +138,41 @@ impl Aux {
         vec![self.w.clone(), self.b.clone()]
     }
 
-    /// Mean cross-entropy of the patch classes from features `[b, n_patches, n_embd]`.
-    pub fn loss(&self, features: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    /// Cross-entropy of the patch classes from features `[b, n_patches, n_embd]`, averaged with
+    /// background patches weighted by `background`: objects cover few patches, and an unweighted
+    /// mean is mostly the easy background.
+    pub fn loss(&self, features: &Tensor, labels: &Tensor, background: f64) -> Result<Tensor> {
         let d = features.dim(2)?;
         let logits = features.reshape(((), d))?.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())?;
-        candle_nn::loss::cross_entropy(&logits, labels)
+        let nll =
+            candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&labels.unsqueeze(1)?, 1)?.neg()?.squeeze(1)?;
+        let weights = ((object_mask(labels)? * (1.0 - background))? + background)?;
+        (nll * &weights)?.sum_all()? / weights.sum_all()?
     }
+}
+
+/// 1.0 where a patch label names an object, else 0.0.
+fn object_mask(labels: &Tensor) -> Result<Tensor> {
+    labels.ne(0u32)?.to_dtype(DType::F32)
+}
+
+/// How much of the feature layer's CLS attention lands off the objects: the mean over images of
+/// `-ln(mass on object patches)`, from `cls_attention` `[b, n_patches]` (see
+/// [`VisionOut::cls_attention`]). VisionZip keeps the patches CLS attends to most, but an mlp
+/// projector drops CLS, so nothing else trains that query: this loss makes the pruning score see
+/// the objects.
+pub fn cls_loss(cls_attention: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let mask = object_mask(labels)?.reshape(cls_attention.shape())?;
+    ((cls_attention * mask)?.sum(1)? + 1e-4)?.log()?.neg()?.mean_all()
+}
+
+/// The vision tower's output.
+pub struct VisionOut {
+    /// `[b, n_patches, n_embd]` the feature layer's patch rows (CLS dropped).
+    pub features: Tensor,
+    /// `[b, n_patches]` the feature layer's CLS attention over the patches, averaged over heads
+    /// (VisionZip's score up to a factor), when the tower has a CLS token.
+    pub cls_attention: Option<Tensor>,
 }
 
 impl Model {
@@ -164,8 +193,9 @@ impl Model {
         })
     }
 
-    /// Vision tower: `[b, 3, s, s]` -> patch features `[b, n_patches, n_embd]` (CLS dropped).
-    pub fn vision_features(&self, w: &Weights, pixels: &Tensor) -> Result<Tensor> {
+    /// Vision tower: `[b, 3, s, s]` -> patch features `[b, n_patches, n_embd]` (CLS dropped) and
+    /// the feature layer's CLS attention.
+    pub fn vision(&self, w: &Weights, pixels: &Tensor) -> Result<VisionOut> {
         let c = &self.vision_cfg;
         let (b, p, g) = (pixels.dim(0)?, c.patch_size, c.patches_per_side());
         // The conv as a GEMM over (channel, ky, kx) rows, raster order over the grid.
@@ -183,9 +213,13 @@ impl Model {
         if let Some(ln) = &self.vision.pre_ln {
             x = w.layer_norm(ln, &x, c.eps)?;
         }
-        for blk in &self.vision.blocks {
+        let mut cls_attention = None;
+        for (i, blk) in self.vision.blocks.iter().enumerate() {
             let h = w.layer_norm(&blk.ln1, &x, c.eps)?;
             let (q, k, v) = (w.linear(&blk.q, &h)?, w.linear(&blk.k, &h)?, w.linear(&blk.v, &h)?);
+            if c.has_cls && i + 1 == self.vision.blocks.len() {
+                cls_attention = Some(cls_scores(&q, &k, c.n_head)?.narrow(1, 1, c.n_patches())?);
+            }
             let a = attention(&q, &k, &v, c.n_head, c.n_head, false)?;
             x = (x + w.linear(&blk.out, &a)?)?;
             let h = w.layer_norm(&blk.ln2, &x, c.eps)?;
@@ -200,7 +234,8 @@ impl Model {
         if let Some(ln) = &self.vision.post_ln {
             x = w.layer_norm(ln, &x, c.eps)?;
         }
-        if c.has_cls { x.narrow(1, 1, c.n_patches()) } else { Ok(x) }
+        let features = if c.has_cls { x.narrow(1, 1, c.n_patches())? } else { x };
+        Ok(VisionOut { features, cls_attention })
     }
 
     /// The projector: patch features -> `[b, n_patches, n_text]` LLM embeddings.
@@ -212,13 +247,13 @@ impl Model {
     }
 
     /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm) and the
-    /// vision tower's patch features.
-    pub fn hidden(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, Tensor)> {
+    /// vision tower's output.
+    pub fn hidden(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, VisionOut)> {
         let c = &self.text_cfg;
         let (b, t, d) = (batch.b, batch.len, c.n_embd);
         let tokens = w.get(&self.text.token_embd.weight).index_select(&batch.ids, 0)?;
-        let features = self.vision_features(w, &batch.pixels)?;
-        let image = self.project(w, &features)?;
+        let vision = self.vision(w, &batch.pixels)?;
+        let image = self.project(w, &vision.features)?;
         let rows = Tensor::cat(&[&tokens, &image.reshape(((), d))?], 0)?;
         let mut x = rows.index_select(&batch.gather, 0)?.reshape((b, t, d))?;
         let (cos, sin) = rope_tables(t, c, x.device())?;
@@ -233,7 +268,7 @@ impl Model {
             let g = (w.linear(&l.gate, &h)?.silu()? * w.linear(&l.up, &h)?)?;
             x = (x + w.linear(&l.down, &g)?)?;
         }
-        Ok((x.reshape((b * t, d))?, features))
+        Ok((x.reshape((b * t, d))?, vision))
     }
 
     /// Logits `[rows, n_vocab]` of hidden-state rows.
@@ -243,14 +278,24 @@ impl Model {
     }
 
     /// Logits `[m, n_vocab]` at the batch's predicted positions, and the patch features.
-    pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, Tensor)> {
-        let (hidden, features) = self.hidden(w, batch)?;
-        Ok((self.logits(w, &hidden.index_select(&batch.predict, 0)?)?, features))
+    pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, VisionOut)> {
+        let (hidden, vision) = self.hidden(w, batch)?;
+        Ok((self.logits(w, &hidden.index_select(&batch.predict, 0)?)?, vision))
     }
 }
 
 /// Multi-head attention over `[b, n, heads * hd]` rows (grouped-query when `n_head_kv` is
 /// smaller), scaled by 1/sqrt(hd), optionally causal.
+/// Row 0's (CLS) attention over all `n` keys, averaged over heads: `[b, n]`.
+fn cls_scores(q: &Tensor, k: &Tensor, n_head: usize) -> Result<Tensor> {
+    let (b, n, width) = k.dims3()?;
+    let hd = width / n_head;
+    let q = (q.narrow(1, 0, 1)?.reshape((b, n_head, 1, hd))? * (1.0 / (hd as f64).sqrt()))?;
+    let k = k.reshape((b, n, n_head, hd))?.transpose(1, 2)?.contiguous()?;
+    let p = candle_nn::ops::softmax(&q.matmul(&k.t()?)?, D::Minus1)?;
+    p.mean(1)?.reshape((b, n))
+}
+
 fn attention(q: &Tensor, k: &Tensor, v: &Tensor, n_head: usize, n_head_kv: usize, causal: bool) -> Result<Tensor> {
     let (b, n, width) = q.dims3()?;
     let hd = width / n_head;
@@ -317,12 +362,12 @@ mod tests {
         let (dev, model) = (Device::Cpu, Model::new(&text, &mmproj).unwrap());
         let w = Weights::load(&[&text, &mmproj], &dev).unwrap();
         let enc = Encoder::new(&text, &mmproj).unwrap();
-        let examples: Vec<_> = [3, 8].iter().map(|&i| enc.example(Split::Validation, i).unwrap()).collect();
-        assert_ne!(
-            examples[0].before.len() + examples[0].after.len(),
-            examples[1].before.len() + examples[1].after.len()
-        );
-        let batch = enc.batch(&examples, &dev).unwrap();
+        let mut groups: Vec<_> = [3, 8].iter().map(|&i| enc.example(Split::Validation, i).unwrap()).collect();
+        // The second question sees a third of the visual tokens, as a training-time drop sends them.
+        groups[1].asked[0].keep.retain(|p| p % 3 == 1);
+        let asked: Vec<_> = groups.iter().map(|g| &g.asked[0]).collect();
+        assert_ne!(asked[0].before.len() + asked[0].after.len(), asked[1].before.len() + asked[1].after.len());
+        let batch = enc.batch(&groups, &dev).unwrap();
         let logits = model.logits(&w, &model.hidden(&w, &batch).unwrap().0).unwrap();
         let n_vocab = model.text_cfg.n_vocab;
         let logits: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
@@ -330,11 +375,12 @@ mod tests {
         let vision = Vision::load(&mmproj).unwrap();
         let projector = Projector::load(&mmproj, &vision.cfg).unwrap();
         let reference = Text::load(&text).unwrap();
-        for (i, e) in examples.iter().enumerate() {
-            let image = projector.forward(&vision.cfg, &vision.forward(&e.pixels));
+        for (i, (g, e)) in groups.iter().zip(&asked).enumerate() {
+            let image = projector.forward(&vision.cfg, &vision.forward(&g.image.pixels));
             let mut x = Vec::new();
             e.before.iter().for_each(|&id| x.extend_from_slice(reference.embed(id)));
-            x.extend(image);
+            let d = model.text_cfg.n_embd;
+            e.keep.iter().for_each(|&p| x.extend_from_slice(&image[p as usize * d..][..d]));
             for &id in e.after.iter().chain(&e.answer[..e.answer.len() - 1]) {
                 x.extend_from_slice(reference.embed(id));
             }
@@ -343,6 +389,24 @@ mod tests {
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             let err = want.iter().zip(got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(err <= 1e-4 * scale, "example {i}: max |error| {err} against max |logit| {scale}");
+        }
+    }
+
+    /// The CLS attention that the trainer supervises is VisionZip's score (head mean instead of
+    /// sum) on random rows of an awkward size.
+    #[test]
+    fn cls_scores_match_visionzip() {
+        let (b, n, n_head, hd) = (2, 11, 3, 5);
+        let dev = Device::Cpu;
+        let q = Tensor::randn(0f32, 1.0, (b, n, n_head * hd), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (b, n, n_head * hd), &dev).unwrap();
+        let got: Vec<Vec<f32>> = cls_scores(&q, &k, n_head).unwrap().to_vec2().unwrap();
+        for (i, row) in got.iter().enumerate() {
+            let rows = |t: &Tensor| t.get(i).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want = glimpse::reference::prune::cls_attention(&rows(&q), &rows(&k), n, n_head, hd, 0);
+            for (g, w) in row.iter().zip(&want) {
+                assert!((g - w / n_head as f32).abs() < 1e-5, "image {i}: {g} against {}", w / n_head as f32);
+            }
         }
     }
 }
