@@ -11,7 +11,7 @@ use crate::prune::plan::PrunePlan;
 use crate::prune::report::FrameReport;
 
 /// The methods `compare` runs by default (those the engine implements).
-pub const METHODS: &[&str] = &["visionzip", "mustdrop", "adaptive", "fastv", "random", "grid"];
+pub const METHODS: &[&str] = &["visionzip", "mustdrop", "adaptive", "fastv", "random", "grid", "smarttrim"];
 
 /// One method's run.
 #[derive(Clone, Debug, serde::Serialize)]

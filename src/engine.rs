@@ -29,6 +29,7 @@ use crate::prune::report::PatchFate;
 use crate::prune::report::{FrameReport, PatchGrid, StageReport};
 use crate::prune::select;
 use crate::prune::tokens::{PruneScratch, TileChoice, TileRecord, TileTokens};
+use crate::prune::trimmer::Trimmer;
 use crate::prune::windows::Stage1;
 
 /// How to set the engine up.
@@ -129,6 +130,8 @@ pub struct Engine {
     ts: TextScratch,
     kv: KvCache,
     prune: PruneScratch,
+    /// The mmproj's learned token trimmer (`smarttrim`), when it has one.
+    trimmer: Option<Trimmer>,
     /// Each tile's projected image rows, tile after tile, until the prompt is laid out; grown to
     /// the largest frame seen and reused.
     image_rows: Tensor,
@@ -182,9 +185,12 @@ impl Engine {
         let ts = model.scratch(&gpu, 256.min(context))?;
         let kv = model.kv_cache(&gpu, context)?;
         let prune = prune_scratch(&gpu, &vision, 1)?;
+        let (rows, width) = candidate_rows(&vision.cfg);
+        let trimmer = Trimmer::load(&gpu, &vg, width, rows)?;
         let image_rows = gpu.tensor(vision.cfg.tokens_per_tile() * vision.cfg.projection_dim, "image_rows")?;
         Ok(Engine {
             prune,
+            trimmer,
             image_rows,
             pick_id: gpu.tensor(1, "pick.id")?,
             pick_values: gpu.tensor(TOPK_MAX, "pick.values")?,
@@ -216,6 +222,10 @@ impl Engine {
     }
     pub fn text(&self) -> &TextModel {
         &self.text
+    }
+    /// Whether the mmproj has a learned token trimmer (`--prune smarttrim:BUDGET`).
+    pub fn has_trimmer(&self) -> bool {
+        self.trimmer.is_some()
     }
 
     /// Answers `question` about an encoded image (PNG or JPEG bytes), starting a new
@@ -266,7 +276,19 @@ impl Engine {
         report.tiles = pre.n_images();
         self.kv.set_len(0);
         self.history = messages;
-        let out = self.prefill(&pre, &rendered, choices.as_deref(), opts, &mut report)?;
+        // The learned trimmer's question part, the same for every token of the frame.
+        let trim_bias = match (&opts.prune.method, &self.trimmer) {
+            (Method::SmartTrim, Some(t)) => Some(t.question.bias(&self.tokenizer.encode(question)?)),
+            (Method::SmartTrim, None) => {
+                return Err(Error::Unsupported(
+                    "smarttrim needs a model with a learned token trimmer (glimpse.trim.* tensors in the mmproj, \
+                     as glimpse-train writes them); this mmproj has none"
+                        .into(),
+                ));
+            }
+            _ => None,
+        };
+        let out = self.prefill(&pre, &rendered, choices.as_deref(), trim_bias.as_deref(), opts, &mut report)?;
         let mut answer = self.generate(out.token, opts, &mut report, on_text)?;
         answer.report.pruning = Some(self.frame_report(&opts.prune, &pre, &out, &answer.report));
         self.history.push(Message::text("assistant", &answer.text));
@@ -294,6 +316,10 @@ impl Engine {
             let rows = PROBE_ROWS.min(n);
             let probe = flops::attention_probe(rows, tc.n_head * tc.head_dim, |i| n - rows + i + 1);
             f.add_executed("prune", h.len() as f64 * probe);
+        }
+        if let (Some(trimmer), Some(ch)) = (&self.trimmer, choices) {
+            let trimmed = ch.iter().filter(|c| matches!(c, TileChoice::Learned { .. })).count();
+            f.add_executed("prune", trimmed as f64 * trimmer.flops(vc.tokens_per_tile()));
         }
         f.decode(tc, dense_prompt, &out.cached_rows, r.generated_tokens);
         let in_llm = !out.layer_images.iter().all(|&n| n == r.image_tokens);
@@ -376,10 +402,12 @@ impl Engine {
         pre: &Preprocessed,
         rendered: &str,
         choices: Option<&[TileChoice]>,
+        trim_bias: Option<&[f32]>,
         opts: &AskOptions,
         report: &mut AskReport,
     ) -> Result<Prefilled, Error> {
         let tiles = pre.n_images();
+        let trim_bias = trim_bias.map(|b| self.gpu.upload_f32(b, "trim.bias")).transpose()?;
         if tiles > self.prune.max_tiles() && !matches!(opts.prune.method, Method::None) {
             self.prune = prune_scratch(&self.gpu, &self.vision, tiles)?;
         }
@@ -488,7 +516,13 @@ impl Engine {
                 }
                 Some(choice) => {
                     rec.stage("prune");
-                    let r = self.prune.select(&mut rec, &self.tile_tokens(&tokens), choice, index)?;
+                    let mut t = self.tile_tokens(&tokens);
+                    if let (TileChoice::Learned { .. }, Some(trimmer), Some(bias)) = (choice, &self.trimmer, &trim_bias)
+                    {
+                        trimmer.score(&mut rec, &t, bias)?;
+                        t.learned = Some(&trimmer.scores);
+                    }
+                    let r = self.prune.select(&mut rec, &t, choice, index)?;
                     records.push((index, r));
                     used.push(choice.clone());
                     rec.stage("projector");
@@ -678,6 +712,7 @@ impl Engine {
             n_rows: tokens.rows,
             width: tokens.width,
             merged: None,
+            learned: None,
         }
     }
 
@@ -956,9 +991,14 @@ fn vision_blocks_from(
 /// The pruning buffers for `vision`'s tiles, `tiles` per frame.
 fn prune_scratch(gpu: &Gpu, vision: &VisionTower, tiles: usize) -> Result<PruneScratch, Error> {
     let c = &vision.cfg;
-    let s = c.scale_factor.max(1);
-    let (rows, width) = (c.n_pos().max(c.tokens_per_tile()), c.n_embd * s * s);
+    let (rows, width) = candidate_rows(c);
     Ok(PruneScratch::new(gpu, c.n_pos(), c.n_head, c.n_embd / c.n_head, rows, width, tiles)?)
+}
+
+/// The most candidate rows a tile hands the connector (CLS included), and their width.
+fn candidate_rows(c: &VisionConfig) -> (usize, usize) {
+    let s = c.scale_factor.max(1);
+    (c.n_pos().max(c.tokens_per_tile()), c.n_embd * s * s)
 }
 
 fn ms(t: Instant) -> f64 {

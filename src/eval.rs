@@ -15,7 +15,7 @@ use crate::prune::plan::PrunePlan;
 
 /// The sweep's budgets (share of the frame's visual tokens) and methods.
 pub const SWEEP_BUDGETS: [f64; 5] = [100.0, 50.0, 25.0, 12.5, 6.25];
-pub const SWEEP_METHODS: [&str; 6] = ["visionzip", "mustdrop", "adaptive", "fastv", "random", "grid"];
+pub const SWEEP_METHODS: [&str; 7] = ["visionzip", "mustdrop", "adaptive", "fastv", "random", "grid", "smarttrim"];
 
 /// What one plan scored.
 #[derive(Clone, Debug, serde::Serialize)]

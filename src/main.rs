@@ -270,7 +270,7 @@ struct AppArgs {
     /// Side of the generated scenes in pixels
     #[arg(long = "scene-size", default_value_t = 384)]
     scene_size: u32,
-    /// Pruning method at start: none, visionzip, mustdrop, adaptive, fastv, random, grid
+    /// Pruning method at start: none, visionzip, mustdrop, adaptive, fastv, random, grid, smarttrim
     #[arg(long, default_value = "visionzip")]
     method: String,
     /// Visual-token budget at start, percent of the frame's tokens
@@ -488,9 +488,14 @@ fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let (text, mmproj) = a.frame.model.pair()?;
     let mut engine = Engine::load(&text, &mmproj, &opts).context("cannot load the model")?;
-    eprintln!("comparing none and {} at {} on {} ...", a.methods.join(", "), a.budget, engine.gpu().describe());
+    let mut methods = a.methods.clone();
+    if !engine.has_trimmer() && methods.iter().any(|m| m == "smarttrim") {
+        methods.retain(|m| m != "smarttrim");
+        eprintln!("skipping smarttrim: {} has no learned token trimmer", mmproj.display());
+    }
+    eprintln!("comparing none and {} at {} on {} ...", methods.join(", "), a.budget, engine.gpu().describe());
     let base = AskOptions { max_tokens: a.max_tokens, max_tiles: a.max_tiles, ..Default::default() };
-    let rows = glimpse::compare::run(&mut engine, &image, &a.frame.question, &a.methods, &a.budget, &base)?;
+    let rows = glimpse::compare::run(&mut engine, &image, &a.frame.question, &methods, &a.budget, &base)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     for row in &rows {
         if let Some(img) = glimpse::compare::overlay_image(&image, row) {

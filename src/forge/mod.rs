@@ -58,7 +58,10 @@ pub struct Plan {
 /// The metadata and tensor table of both files (no tensor data is made).
 pub fn plan(spec: &ForgeSpec) -> Result<Plan, ForgeError> {
     spec.validate()?;
-    Ok(Plan { text: text::text_plan(&spec.text), mmproj: vision::mmproj_plan(&spec.vision, spec.text.n_embd) })
+    Ok(Plan {
+        text: text::text_plan(&spec.text),
+        mmproj: vision::mmproj_plan(&spec.vision, spec.text.n_embd, spec.text.n_vocab),
+    })
 }
 
 /// Writes `out_dir/text.gguf` and `out_dir/mmproj.gguf` (creating `out_dir`).

@@ -69,6 +69,10 @@ const KEYS: &[(&str, Setter)] = &[
     ("vision.image_mean", |s, v| rgb(&mut s.vision.image_mean, v)),
     ("vision.image_std", |s, v| rgb(&mut s.vision.image_std, v)),
     ("vision.legacy", |s, v| num(&mut s.vision.legacy, v)),
+    ("vision.trimmer", |s, v| {
+        s.vision.trimmer = if v == "none" { None } else { Some(parse(v)?) };
+        Ok(())
+    }),
     ("vision.qtype.embd", |s, v| ty(&mut s.vision.qtype.embd, v)),
     ("vision.qtype.attn", |s, v| ty(&mut s.vision.qtype.attn, v)),
     ("vision.qtype.ffn", |s, v| ty(&mut s.vision.qtype.ffn, v)),

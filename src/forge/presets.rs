@@ -128,6 +128,7 @@ fn tiny_siglip(projector: Projector) -> VisionSpec {
         image_mean: HALF,
         image_std: HALF,
         legacy: false,
+        trimmer: None,
         // SmolVLMModel.tensor_force_quant: `.embeddings.` tensors are F32.
         qtype: VisionTypes { embd: F32, attn: F16, ffn: F16, proj: F16 },
     }
@@ -156,6 +157,7 @@ fn clip(image_size: u32, patch_size: u32, n_embd: u32, n_ff: u32, n_head: u32, n
         image_mean: CLIP_MEAN,
         image_std: CLIP_STD,
         legacy: true,
+        trimmer: None,
         qtype: VisionTypes { embd: F16, attn: F16, ffn: F16, proj: F16 },
     }
 }
@@ -201,6 +203,7 @@ fn smolvlm(name: &str, n_embd: u32, n_layer: u32, n_head: u32, n_head_kv: u32, n
             image_mean: HALF,
             image_std: HALF,
             legacy: false,
+            trimmer: None,
             qtype: VisionTypes { embd: F32, attn: Q8_0, ffn: Q8_0, proj: Q8_0 },
         },
         seed: 0,

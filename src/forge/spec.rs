@@ -110,6 +110,8 @@ pub struct VisionSpec {
     /// (`clip.has_llava_projector`, no `general.type`) and fc1/fc2 stored as `ffn_down`/`ffn_up`.
     pub legacy: bool,
     pub qtype: VisionTypes,
+    /// A learned token trimmer (`glimpse.trim.*`) of this hidden width, F32.
+    pub trimmer: Option<u32>,
 }
 
 impl TextSpec {
@@ -134,6 +136,15 @@ impl VisionSpec {
     /// Position-embedding rows: the patches, plus one for CLS.
     pub fn n_pos(&self) -> u32 {
         self.n_patches() + self.cls as u32
+    }
+
+    /// Width of the connector's candidate rows (what a token trimmer scores): the tower's for
+    /// `mlp`, s x s patches side by side after idefics3's pixel shuffle.
+    pub fn candidate_width(&self) -> u32 {
+        match self.projector {
+            Projector::Mlp => self.n_embd,
+            Projector::Idefics3 => self.n_embd * self.scale_factor * self.scale_factor,
+        }
     }
 }
 
@@ -210,6 +221,9 @@ impl ForgeSpec {
             if v.legacy {
                 return bad("vision.legacy: the legacy LLaVA script writes only mlp projectors".into());
             }
+        }
+        if v.trimmer == Some(0) {
+            return bad("vision.trimmer must be positive (or none)".into());
         }
         Ok(())
     }

@@ -5,6 +5,8 @@
 
 use crate::model::names::*;
 
+use crate::gguf::GgmlType;
+
 use super::plan::{FilePlan, Init, linear, llama_ftype};
 use super::spec::{Projector, VisionSpec};
 
@@ -13,8 +15,9 @@ const EMBD_STD: f32 = 0.02;
 const NORM_STD: f32 = 0.05;
 const BIAS_STD: f32 = 0.02;
 
-/// `n_text` is the text model's width (`clip.vision.projection_dim`, the projector's output).
-pub fn mmproj_plan(v: &VisionSpec, n_text: u32) -> FilePlan {
+/// `n_text` is the text model's width (`clip.vision.projection_dim`, the projector's output) and
+/// `n_vocab` its vocabulary (a trimmer's question table has a row per token).
+pub fn mmproj_plan(v: &VisionSpec, n_text: u32, n_vocab: u32) -> FilePlan {
     let mut f = FilePlan::default();
     let projector = v.projector.name();
     f.set(GENERAL_ARCHITECTURE, ARCH_CLIP);
@@ -115,6 +118,15 @@ pub fn mmproj_plan(v: &VisionSpec, n_text: u32) -> FilePlan {
             f.weight(mm(2, "weight"), &[n_text, n_text], q.proj, linear(n_text, 1.0));
             f.vector(mm(2, "bias"), n_text, bias);
         }
+    }
+    if let Some(hidden) = v.trimmer {
+        let width = v.candidate_width();
+        // Large: the question mean averages several rows, and a forged trimmer's pick should
+        // depend on the question.
+        f.weight(TRIM_TOKEN_EMBD.into(), &[hidden, n_vocab], GgmlType::F32, Init::Normal { std: 4.0 });
+        f.weight(TRIM_FC1.into(), &[width, hidden], GgmlType::F32, linear(width, 1.0));
+        f.vector(TRIM_FC1_BIAS.into(), hidden, bias);
+        f.weight(TRIM_FC2.into(), &[hidden, 1], GgmlType::F32, linear(hidden, 1.0));
     }
     f
 }

@@ -133,6 +133,14 @@ pub const V_FFN_DOWN: &str = "ffn_down";
 
 /// idefics3 connector: one bias-free Linear after the pixel shuffle, `[n_embd * s * s, n_text]`.
 pub const MM_IDEFICS3_FC: &str = "mm.model.fc.weight";
+/// glimpse's learned token trimmer (SmartTrim-style, `prune::trimmer`), in the mmproj of models
+/// trained with one: a per-token question vector table `[n_vocab, hidden]`, then
+/// `score = fc2 . gelu(fc1 x + fc1.bias + mean of the question's rows)` over each candidate row x
+/// of the connector. llama.cpp loads and ignores tensors it does not know.
+pub const TRIM_TOKEN_EMBD: &str = "glimpse.trim.token_embd.weight";
+pub const TRIM_FC1: &str = "glimpse.trim.fc1.weight";
+pub const TRIM_FC1_BIAS: &str = "glimpse.trim.fc1.bias";
+pub const TRIM_FC2: &str = "glimpse.trim.fc2.weight";
 /// LLaVA mlp projector: `mm.0` (Linear), GELU, `mm.2` (Linear), each with a bias.
 pub fn mm(index: usize, suffix: &str) -> String {
     format!("mm.{index}.{suffix}")

@@ -28,13 +28,17 @@ pub fn matrix(gpu: &Gpu, g: &Gguf, d: &LinearDesc) -> Result<Weight, Error> {
 
 /// Dequantises a (small) tensor to f32 and uploads it.
 pub fn vector(gpu: &Gpu, g: &Gguf, name: &str) -> Result<Tensor, Error> {
+    Ok(gpu.upload_f32(&values(g, name)?, name)?)
+}
+
+/// A (small) tensor dequantised to f32 on the host.
+pub fn values(g: &Gguf, name: &str) -> Result<Vec<f32>, Error> {
     let t = g.tensor(name)?;
-    let v = quant::dequantize_to_vec(t.ty, g.tensor_data(t)).map_err(|e| crate::gguf::Error::Tensor {
+    Ok(quant::dequantize_to_vec(t.ty, g.tensor_data(t)).map_err(|e| crate::gguf::Error::Tensor {
         file: g.name().to_string(),
         name: name.to_string(),
         what: e.to_string(),
-    })?;
-    Ok(gpu.upload_f32(&v, name)?)
+    })?)
 }
 
 impl Linear {

@@ -41,6 +41,7 @@ pub fn choose(plan: &PrunePlan, tiles: usize, side: usize) -> Result<Option<Vec<
             }
             Method::Random(p) => TileChoice::Keep(select::random(per_tile, b, p.seed.wrapping_add(i as u64))),
             Method::Grid => TileChoice::Keep(select::grid(side, side, b)),
+            Method::SmartTrim => TileChoice::Learned { keep: b },
             Method::None | Method::FastV(_) | Method::MustDrop(_) | Method::Adaptive(_) => return Ok(None),
         });
     }
@@ -179,7 +180,8 @@ pub fn selection(c: &VisionConfig, choice: &TileChoice) -> f64 {
             let candidates = c.tokens_per_tile() + c.has_cls as usize;
             passes + flops::gemm(candidates.saturating_sub(*dominant), head_dim, *contextual)
         }
-        TileChoice::Keep(_) => 0.0,
+        // The trimmer's own FLOPs are the engine's to add (it knows the trimmer's width).
+        TileChoice::Keep(_) | TileChoice::Learned { .. } => 0.0,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Visual-token pruning: the plan a request carries, the selections (VisionZip, baselines), what
+//! Visual-token pruning: the plan a request carries, the selections (VisionZip, the learned
+//! trimmer, baselines), what
 //! a frame's pruning did (the report and its overlay), and the FLOPs accounting.
 
 pub mod flops;
@@ -9,4 +10,5 @@ pub mod plan;
 pub mod report;
 pub mod select;
 pub mod tokens;
+pub mod trimmer;
 pub mod windows;

@@ -2,7 +2,7 @@
 //!
 //! Grammar: `METHOD[:BUDGET][,key=value]*`, e.g. `visionzip:64`, `visionzip:10%`,
 //! `mustdrop:64,stage1=off,layers=2;6;10;14`, `adaptive:0.9,heads=0.02`, `fastv:50%,layer=2`,
-//! `random:25%,seed=7`, `grid:12.5%`, `none`. A budget is the number of visual tokens entering the
+//! `random:25%,seed=7`, `grid:12.5%`, `smarttrim:25%`, `none`. A budget is the number of visual tokens entering the
 //! LLM (`64`) or a percentage of the frame's visual tokens (`10%`, in (0, 100]); for `adaptive` the
 //! number after the colon is the attention-mass share to keep, in (0, 1]. `Display` prints the
 //! canonical spec, which parses back to the same plan.
@@ -16,7 +16,7 @@ use serde::Serialize;
 const FORMS: &str = "valid forms: none | visionzip:BUDGET[,dominant=N][,contextual=N] \
 | mustdrop:BUDGET[,stage1=on|off][,stage2=on|off][,stage3=on|off][,merge=F][,window=2|3][,key=F][,global=F]\
 [,individual=F][,layers=L;L;...] | adaptive:MASS[,heads=F] | fastv:BUDGET[,layer=N] | random:BUDGET[,seed=N] \
-| grid:BUDGET, where BUDGET is a token count (64) or a percentage of the frame's visual tokens (10%) \
+| grid:BUDGET | smarttrim:BUDGET, where BUDGET is a token count (64) or a percentage of the frame's visual tokens (10%) \
 and MASS is an attention-mass share in (0, 1]";
 
 /// A `--prune` spec that does not parse, or a VisionZip split that does not fit its budget.
@@ -175,6 +175,9 @@ pub enum Method {
     Random(RandomParams),
     /// A uniform spatial grid of tokens.
     Grid,
+    /// The model's learned token trimmer (SmartTrim-style; `prune::trimmer`): the tokens it
+    /// scores highest for the question.
+    SmartTrim,
 }
 
 /// The pruning a request asks for: a method and, for methods with one, a budget.
@@ -199,7 +202,7 @@ impl PrunePlan {
     }
 
     /// The method's name as written in a spec: "none", "visionzip", "mustdrop", "adaptive",
-    /// "fastv", "random" or "grid".
+    /// "fastv", "random", "grid" or "smarttrim".
     pub fn name(&self) -> &'static str {
         match self.method {
             Method::None => "none",
@@ -209,6 +212,7 @@ impl PrunePlan {
             Method::FastV(_) => "fastv",
             Method::Random(_) => "random",
             Method::Grid => "grid",
+            Method::SmartTrim => "smarttrim",
         }
     }
 
@@ -328,7 +332,9 @@ fn apply_key(method: &mut Method, part: &str, key: &str, v: &str) -> Result<(), 
             "seed" => p.seed = num(part, v, "an unsigned integer")?,
             _ => return Err(PlanError::spec(part, "random takes the key seed")),
         },
-        Method::None | Method::Grid => return Err(PlanError::spec(part, "this method takes no keys")),
+        Method::None | Method::Grid | Method::SmartTrim => {
+            return Err(PlanError::spec(part, "this method takes no keys"));
+        }
     }
     Ok(())
 }
@@ -352,6 +358,7 @@ impl FromStr for PrunePlan {
             "fastv" => Method::FastV(FastVParams::default()),
             "random" => Method::Random(RandomParams::default()),
             "grid" => Method::Grid,
+            "smarttrim" => Method::SmartTrim,
             _ => return Err(PlanError::spec(name, "unknown method")),
         };
         let budget = match (&mut method, arg) {
@@ -396,7 +403,7 @@ impl fmt::Display for PrunePlan {
             write!(f, ":{b}")?;
         }
         match &self.method {
-            Method::None | Method::Grid => {}
+            Method::None | Method::Grid | Method::SmartTrim => {}
             Method::VisionZip(p) => {
                 if let Some(d) = p.dominant {
                     write!(f, ",dominant={d}")?;
@@ -542,7 +549,7 @@ pub fn mustdrop_layers(p: &MustDropParams, n_layer: usize) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    const EXAMPLES: [&str; 14] = [
+    const EXAMPLES: [&str; 15] = [
         "none",
         "visionzip:64",
         "visionzip:10%",
@@ -555,6 +562,7 @@ mod tests {
         "fastv:64,layer=2",
         "random:25%,seed=7",
         "grid:12.5%",
+        "smarttrim:25%",
         "mustdrop:10%,stage3=off,merge=0.75,window=2,key=0.1,layers=1;3",
         "adaptive:1,heads=0.05",
     ];
@@ -664,6 +672,8 @@ mod tests {
             ("fastv:64,layer=0", "at least 1"),
             ("random:25%,seed=-1", "unsigned integer"),
             ("grid:64,seed=1", "takes no keys"),
+            ("smarttrim:25%,ratio=2", "takes no keys"),
+            ("smarttrim", "needs a budget"),
         ];
         for (spec, needle) in bad {
             let e = spec.parse::<PrunePlan>().expect_err(spec).to_string();

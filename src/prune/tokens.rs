@@ -1,8 +1,8 @@
 //! Token pruning of one tile on the GPU, between the vision tower and the projector. The tower
 //! leaves its feature layer's fused Q, K, V rows and the connector's candidate rows (one per
 //! visual token); a selection picks and merges rows into `PruneScratch::out`, which the
-//! projector reads instead. VisionZip selects on the GPU (scores, top-k, contextual merge); the
-//! baselines (random, grid) pick on the CPU and only the gather runs here. Nothing is read back
+//! projector reads instead. VisionZip selects on the GPU (scores, top-k, contextual merge), the
+//! learned trimmer by its scores (`prune::trimmer`); the baselines (random, grid) pick on the CPU and only the gather runs here. Nothing is read back
 //! mid-frame: the index lists are copied into per-frame report buffers and read with the first
 //! token.
 
@@ -34,6 +34,9 @@ pub struct TileTokens<'a> {
     /// MustDrop stage 1 merged the tower's tokens (`n_pos` of them in `qkv`): pixel-shuffle
     /// scores are spread back to the patches before pooling.
     pub merged: Option<&'a Stage1>,
+    /// The learned trimmer's scores of the visual tokens (CLS excluded), for
+    /// [`TileChoice::Learned`].
+    pub learned: Option<&'a Tensor>,
 }
 
 impl TileTokens<'_> {
@@ -56,6 +59,8 @@ pub enum TileChoice {
     VisionZip { dominant: usize, contextual: usize },
     /// These visual tokens (0-based, CLS excluded), ascending: a baseline's pick.
     Keep(Vec<usize>),
+    /// The `keep` visual tokens the learned trimmer scores highest (CLS dropped).
+    Learned { keep: usize },
 }
 
 impl TileChoice {
@@ -64,6 +69,7 @@ impl TileChoice {
         match self {
             TileChoice::VisionZip { dominant, contextual } => dominant + contextual,
             TileChoice::Keep(k) => k.len(),
+            TileChoice::Learned { keep } => *keep,
         }
     }
 }
@@ -152,6 +158,8 @@ impl PruneScratch {
         }
         let n = t.n_rows;
         let mut step = 1;
+        // Rows the order list counts from: a learned pick ranks the visual tokens only.
+        let mut x_offset = 0;
         let gather = match choice {
             TileChoice::VisionZip { dominant, contextual } => {
                 let (dominant, contextual) = (*dominant, *contextual);
@@ -178,11 +186,20 @@ impl PruneScratch {
                 rec.copy(&list, 0, &self.order, 0, ids.len());
                 GatherArgs { n_kept: ids.len(), ..Default::default() }
             }
+            TileChoice::Learned { keep } => {
+                let scores = t.learned.ok_or_else(|| bad("a learned pick without trimmer scores".into()))?;
+                if *keep == 0 || *keep > t.n_visual() {
+                    return Err(bad(format!("the trimmer keeps {keep} of {} tokens", t.n_visual())));
+                }
+                select_top_k(rec, scores, 0, t.n_visual(), *keep, None, &self.order)?;
+                x_offset = t.has_cls as usize * t.width;
+                GatherArgs { n_kept: *keep, ..Default::default() }
+            }
         };
-        let args = GatherArgs { width: t.width, x_offset: 0, x_stride: t.width, ..gather };
+        let args = GatherArgs { width: t.width, x_offset, x_stride: t.width, ..gather };
         gather_merge(rec, t.rows, &self.order, &self.assign, &self.out, args)?;
         let at = tile * self.max_rows;
-        rec.copy(&self.order, 0, &self.report_order, at, n);
+        rec.copy(&self.order, 0, &self.report_order, at, n - x_offset / t.width);
         if matches!(choice, TileChoice::VisionZip { contextual, .. } if *contextual > 0) {
             rec.copy(&self.assign, 0, &self.report_assign, at, gather.n_rest);
         }
@@ -357,6 +374,11 @@ fn tile_grid(tile: usize, r: &TileRecord, order: &[u32], assign: &[u32]) -> Patc
         TileChoice::Keep(keep) => {
             for &i in keep {
                 set((i + first) as u32, PatchFate::Kept, None);
+            }
+        }
+        TileChoice::Learned { keep } => {
+            for &i in order.iter().take(*keep) {
+                set(i + first as u32, PatchFate::Kept, None);
             }
         }
         TileChoice::VisionZip { dominant, contextual } => {

@@ -3,7 +3,11 @@
 //! recomputed row by row, nothing is fused. Matrices are row-major; `q` and `k` are
 //! `[n, n_head * head_dim]` with head `h` in columns `h * head_dim..(h + 1) * head_dim`.
 
+use crate::gguf::Gguf;
+use crate::model::names::{TRIM_FC1, TRIM_FC1_BIAS, TRIM_FC2, TRIM_TOKEN_EMBD};
 use crate::prune::select::top_k;
+use crate::reference::ops;
+use crate::reference::weights::tensor;
 
 /// Post-softmax attention probabilities of query row `i` over all `n` keys for head `h`
 /// (scale 1 / sqrt(head_dim), non-causal).
@@ -22,6 +26,25 @@ fn attention_row(q: &[f32], k: &[f32], n_head: usize, head_dim: usize, h: usize,
     let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
     let sum: f32 = exps.iter().sum();
     exps.iter().map(|e| e / sum).collect()
+}
+
+/// The learned token trimmer's scores (`prune::trimmer`) of the visual-token rows `x`
+/// `[n, width]` for a question of token `ids`: `fc2 . gelu(fc1 x + fc1.bias + q)`, `q` the mean
+/// of the question's rows of the trimmer's table (ids past the table skipped).
+pub fn trimmer_scores(mmproj: &Gguf, x: &[f32], ids: &[u32]) -> crate::gguf::Result<Vec<f32>> {
+    let table = tensor(mmproj, TRIM_TOKEN_EMBD)?;
+    let mut bias = tensor(mmproj, TRIM_FC1_BIAS)?;
+    let hidden = bias.len();
+    let rows: Vec<&[f32]> = ids.iter().filter_map(|&i| table.chunks_exact(hidden).nth(i as usize)).collect();
+    for row in &rows {
+        for (b, r) in bias.iter_mut().zip(*row) {
+            *b += r / rows.len() as f32;
+        }
+    }
+    let fc1 = tensor(mmproj, TRIM_FC1)?;
+    let width = fc1.len() / hidden;
+    let h: Vec<f32> = ops::matmul(x, &fc1, Some(&bias), width, hidden).into_iter().map(ops::gelu).collect();
+    Ok(ops::matmul(&h, &tensor(mmproj, TRIM_FC2)?, None, hidden, 1))
 }
 
 /// Post-softmax attention of query row `i` (scale 1/sqrt(head_dim), full non-causal attention

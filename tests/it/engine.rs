@@ -168,6 +168,63 @@ fn check_kept(preset: &str, spec: &str, max_tiles: Option<usize>) {
     assert!(p.flops_executed < p.flops_dense, "{p:?}");
 }
 
+/// SmartTrim end to end on a forged model with a random trimmer: for each question the engine
+/// keeps the tokens the reference trimmer scores highest, answers as the reference does on
+/// them, and counts the trimmer's FLOPs; a model without a trimmer is refused with a reason.
+#[test]
+fn engine_smarttrim_keeps_the_reference_trimmer_top_k() {
+    use glimpse::model::preprocess::{PreprocessParams, preprocess};
+    use glimpse::model::tokenizer::Tokenizer;
+    use glimpse::prune::report::PatchFate;
+    use glimpse::reference::vision::Vision;
+    if gpu().is_none() {
+        return;
+    }
+    let mut spec = ForgeSpec::preset("tiny-llava").unwrap();
+    spec.set("vision.trimmer", "24").unwrap();
+    let f = forge(&spec, &temp_dir("engine_smarttrim")).unwrap();
+    let mut engine = Engine::load(&f.text, &f.mmproj, &EngineOptions::default()).unwrap();
+    let (text, mmproj) = (Gguf::open(&f.text).unwrap(), Gguf::open(&f.mmproj).unwrap());
+    let vision = Vision::load(&mmproj).unwrap();
+    let img = picture(120, 70);
+    let pre = preprocess(&img, &PreprocessParams::from_config(&vision.cfg), None).unwrap();
+    let features = vision.forward(&pre.overview);
+    let (d, n) = (vision.cfg.n_embd, vision.cfg.tokens_per_tile());
+    let visual = &features[vision.cfg.has_cls as usize * d..];
+    let mut picks = Vec::new();
+    for question in ["Where is the square?", "What colour is the circle on the left?"] {
+        let opts = AskOptions { max_tokens: MAX_TOKENS, prune: "smarttrim:30%".parse().unwrap(), ..Default::default() };
+        let answer = engine.ask(&img, question, &opts, &mut |_| {}).unwrap();
+        let ids = Tokenizer::from_gguf(&text).unwrap().encode(question).unwrap();
+        let scores = glimpse::reference::prune::trimmer_scores(&mmproj, visual, &ids).unwrap();
+        let keep = glimpse::prune::select::top_k(&scores, opts.prune.budget_tokens(n));
+        let p = answer.report.pruning.clone().unwrap();
+        let grid = &p.stages.last().unwrap().grids[0];
+        let cells: Vec<usize> = (0..grid.cells()).filter(|&i| grid.fate(i) == PatchFate::Kept).collect();
+        assert_eq!(cells, keep, "{question}: kept cells");
+        let want = glimpse::reference::pipeline::greedy_answer_kept(
+            &text,
+            &mmproj,
+            &img,
+            question,
+            MAX_TOKENS,
+            None,
+            Some(std::slice::from_ref(&keep)),
+        )
+        .unwrap();
+        assert_eq!(answer.tokens, want, "{question}: greedy tokens on the kept tokens");
+        let prune = p.flops_by_stage.iter().find(|s| s.0 == "prune").unwrap();
+        assert!(prune.2 >= 2.0 * (n * d * 24) as f64, "the trimmer's FLOPs are counted: {prune:?}");
+        picks.push(keep);
+    }
+    assert_ne!(picks[0], picks[1], "the pick depends on the question");
+
+    let (_, mut plain) = forged_engine("engine_smarttrim_none", "tiny-llava", None);
+    let opts = AskOptions { prune: "smarttrim:30%".parse().unwrap(), ..Default::default() };
+    let e = plain.ask(&img, "Where?", &opts, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("learned token trimmer"), "{e}");
+}
+
 #[test]
 fn engine_baselines_match_reference_on_kept_tokens() {
     check_kept("tiny", "grid:30%", None);
