@@ -17,6 +17,7 @@ use glimpse::rng::SplitMix64;
 use crate::model::Batch;
 
 /// One rendered scene.
+#[derive(Clone)]
 pub struct Image {
     /// Planar `[3, size, size]`.
     pub pixels: Vec<f32>,
@@ -26,18 +27,22 @@ pub struct Image {
 }
 
 /// One question about an image.
+#[derive(Clone)]
 pub struct Asked {
     /// Ids before and after the image slots.
     pub before: Vec<u32>,
     pub after: Vec<u32>,
     /// The answer's ids, end-of-generation last.
     pub answer: Vec<u32>,
+    /// The question alone, tokenised as the engine does for the learned trimmer.
+    pub question: Vec<u32>,
     /// The visual tokens the question sees, ascending patch indices: all of them, or a
     /// training-time drop (see [`TokenDrop`]), laid out in consecutive slots as a pruned frame is.
     pub keep: Vec<u32>,
 }
 
 /// A scene and the questions asked about it.
+#[derive(Clone)]
 pub struct Group {
     pub image: Image,
     pub asked: Vec<Asked>,
@@ -149,7 +154,7 @@ impl Encoder {
         let (before, after) = self.prompt(question)?;
         let mut answer = self.tokenizer.encode(&format!(" {answer}"))?;
         answer.push(self.eos);
-        Ok(Asked { before, after, answer, keep })
+        Ok(Asked { before, after, answer, question: self.tokenizer.encode(question)?, keep })
     }
 
     fn patch_labels(&self, scene: &Scene) -> Vec<u32> {
@@ -201,7 +206,14 @@ impl Encoder {
         }
         let (mut ids, mut gather) = (vec![0u32; b * len], Vec::with_capacity(b * len));
         let (mut predict, mut targets) = (Vec::new(), Vec::new());
+        let (mut slots, mut image_of) = (vec![0u32; b * len], Vec::with_capacity(b));
+        let n_vocab = self.tokenizer.n_vocab();
+        let mut questions = vec![0f32; b * n_vocab];
         for (i, (g, a)) in asked().enumerate() {
+            image_of.push(g as u32);
+            for &id in &a.question {
+                questions[i * n_vocab + id as usize] += 1.0 / a.question.len() as f32;
+            }
             let (image_at, k) = (a.before.len(), a.keep.len());
             let prompt_len = image_at + k + a.after.len();
             // The answer is fed back except its last id (end of generation).
@@ -212,6 +224,7 @@ impl Encoder {
                 let row = i * len + t;
                 if (image_at..image_at + k).contains(&t) {
                     gather.push((b * len + g * p) as u32 + a.keep[t - image_at]);
+                    slots[row] = (1 + i * p) as u32 + a.keep[t - image_at];
                 } else {
                     ids[row] = next_text.next().copied().unwrap_or(0);
                     gather.push(row as u32);
@@ -232,6 +245,9 @@ impl Encoder {
             predict: Tensor::from_vec(predict, m, dev)?,
             targets: Tensor::from_vec(targets, m, dev)?,
             patch_labels: Tensor::from_vec(patch_labels, n_images * p, dev)?,
+            slots: Tensor::from_vec(slots, b * len, dev)?,
+            image_of: Tensor::from_vec(image_of, b, dev)?,
+            questions: Tensor::from_vec(questions, (b, n_vocab), dev)?,
         })
     }
 }

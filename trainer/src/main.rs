@@ -10,6 +10,7 @@ mod data;
 mod model;
 mod softmax;
 mod spec;
+mod trim;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -22,10 +23,12 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
 use glimpse::dataset::Split;
 use glimpse::gguf::GgmlType;
+use glimpse::model::names::TRIM_TOKEN_EMBD;
 use glimpse::rng::SplitMix64;
 
 use data::{Encoder, Group, TokenDrop};
 use model::{Aux, Model, Weights};
+use trim::Curriculum;
 
 #[derive(Parser)]
 #[command(name = "glimpse-train", about = "Train glimpse's bundled demo VLM on generated scenes")]
@@ -68,6 +71,18 @@ struct Args {
     /// patches, 5-50% of the background), as pruning sends them
     #[arg(long, default_value_t = 0.3)]
     drop: f32,
+    /// Train the learned token trimmer (smarttrim) jointly with the model: needs --resume
+    #[arg(long)]
+    trim: bool,
+    /// Weight of the self-distillation loss (KL to the unpruned answer) with --trim
+    #[arg(long, default_value_t = 1.0)]
+    kd: f64,
+    /// Lowest keep ratio of the --trim curriculum
+    #[arg(long, default_value_t = 0.0625)]
+    trim_floor: f32,
+    /// Share of the steps over which the --trim curriculum lowers the keep-ratio floor from 1
+    #[arg(long, default_value_t = 0.5)]
+    anneal: f64,
     /// Start from this directory's text-f16.gguf and mmproj-f16.gguf (a checkpoint) instead of
     /// forge's random initialisation
     #[arg(long)]
@@ -90,8 +105,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "--steps, --batch, --questions and --eval-every must be positive"
     );
     anyhow::ensure!((0.0..=1.0).contains(&args.drop), "--drop is a share in 0..=1");
+    anyhow::ensure!(args.trim_floor > 0.0 && args.trim_floor <= 1.0, "--trim-floor is a keep ratio in (0, 1]");
+    anyhow::ensure!(!args.trim || args.resume.is_some(), "--trim fine-tunes a trained model: give it --resume DIR");
     let dev = Device::Cpu;
-    let spec = spec::spec()?;
+    let spec = spec::spec(args.trim)?;
+    let initial = spec::initial(&spec)?;
     let (text, mmproj) = match &args.resume {
         Some(dir) => {
             let open = |name: &str| {
@@ -102,7 +120,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None => spec::initial(&spec)?,
     };
     let model = Model::new(&text, &mmproj)?;
-    let weights = Weights::load(&[&text, &mmproj], &dev)?;
+    let mut weights = Weights::load(&[&text, &mmproj], &dev)?;
+    if args.trim {
+        // A checkpoint without a trimmer gets forge's; its question table starts at zero, so the
+        // first picks rank the tokens alone.
+        if weights.add_missing(&[&initial.0, &initial.1], &dev)?.iter().any(|n| n == TRIM_TOKEN_EMBD) {
+            weights.zero(TRIM_TOKEN_EMBD)?;
+        }
+    }
     let enc = Encoder::new(&text, &mmproj)?;
     eprintln!(
         "model: {} parameters; vision {} px / {} px patches -> {} tokens; vocabulary {}",
@@ -121,45 +146,70 @@ fn run(args: &Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let log_path = args.out.join("train-log.tsv");
     let mut log = std::fs::File::create(&log_path).with_context(|| log_path.display().to_string())?;
-    writeln!(log, "step\tseconds\tloss\tval_accuracy")?;
+    writeln!(log, "step\tseconds\tloss\tval_accuracy\tval_smarttrim_25")?;
 
     let start = Instant::now();
     let mut next = args.first_sample;
     let mut rng = SplitMix64::new(glimpse::rng::mix(args.first_sample ^ 0x7EA1_D80B));
-    let drop = TokenDrop { share: args.drop, keep: (0.05, 0.5) };
+    // The trimmer decides what a question sees while it trains.
+    let drop = TokenDrop { share: if args.trim { 0.0 } else { args.drop }, keep: (0.05, 0.5) };
+    let curriculum = Curriculum { floor: args.trim_floor, anneal: (args.steps as f64 * args.anneal) as usize };
     let mut losses = Losses::default();
     let mut best = -1.0f64;
     for step in 1..=args.steps {
         opt.set_learning_rate(schedule(args, step));
-        let groups: Vec<Group> = (0..args.batch as u64)
+        let mut groups: Vec<Group> = (0..args.batch as u64)
             .map(|i| enc.scene(Split::Train, next + i, args.questions, drop, &mut rng))
             .collect::<anyhow::Result<_>>()?;
         next += args.batch as u64;
         let batch = enc.batch(&groups, &dev)?;
-        let (logits, vision) = model.target_logits(&weights, &batch)?;
-        let answer = model::loss(&logits, &batch.targets)?;
+        let vision = model.vision(&weights, &batch.pixels)?;
         let patches = aux.loss(&vision.features, &batch.patch_labels, args.background)?;
-        let mut total = (&answer + (&patches * args.aux)?)?;
-        let cls = match &vision.cls_attention {
-            Some(att) => {
-                let cls = model::cls_loss(att, &batch.patch_labels)?;
-                total = (total + (&cls * args.cls)?)?;
-                cls.to_scalar::<f32>()? as f64
-            }
-            None => 0.0,
+        let mut total = (&patches * args.aux)?;
+        losses.add("patches", scalar(&patches)?);
+        if let Some(att) = &vision.cls_attention {
+            let cls = model::cls_loss(att, &batch.patch_labels)?;
+            total = (total + (&cls * args.cls)?)?;
+            losses.add("cls", scalar(&cls)?);
+        }
+        let answer = if args.trim {
+            let floor = curriculum.floor_at(step);
+            let t = trim::losses(&model, &weights, &enc, &mut groups, &vision.features, floor, &mut rng, &dev)?;
+            total = (total + (&t.distill * args.kd)?)?;
+            losses.add("distill", scalar(&t.distill)?);
+            losses.add("kept", t.kept);
+            t.answer
+        } else {
+            model::loss(&model.answer_logits(&weights, &batch, &vision.features, None)?, &batch.targets)?
         };
-        opt.backward_step(&total)?;
-        losses.add(answer.to_scalar::<f32>()? as f64, patches.to_scalar::<f32>()? as f64, cls);
+        losses.add("answer", scalar(&answer)?);
+        opt.backward_step(&(total + &answer)?)?;
+        losses.step();
         progress(step, args.steps, start, &losses, best);
         if step.is_multiple_of(args.eval_every) || step == args.steps {
             let acc = accuracy(&model, &weights, &enc, &val, &dev)?;
+            let trimmed = if args.trim {
+                let mut pruned = val.clone();
+                trim::prune(&model, &weights, &enc, &mut pruned, 0.25, &dev)?;
+                Some(accuracy(&model, &weights, &enc, &pruned, &dev)?)
+            } else {
+                None
+            };
             let secs = start.elapsed().as_secs_f64();
-            let loss = losses.answer / losses.n as f64;
-            writeln!(log, "{step}\t{secs:.0}\t{loss:.4}\t{acc:.4}")?;
-            eprintln!("\rstep {step}: loss {loss:.4}, validation accuracy {:.1}% ({secs:.0} s)", 100.0 * acc);
+            let loss = losses.mean("answer");
+            let column = trimmed.map_or(String::new(), |t| format!("{t:.4}"));
+            writeln!(log, "{step}\t{secs:.0}\t{loss:.4}\t{acc:.4}\t{column}")?;
+            let with_trim = trimmed.map_or(String::new(), |t| format!(", smarttrim:25% {:.1}%", 100.0 * t));
+            eprintln!(
+                "\rstep {step}: loss {loss:.4}, validation accuracy {:.1}%{with_trim} ({secs:.0} s)",
+                100.0 * acc
+            );
             losses = Losses::default();
-            if acc >= best {
-                best = acc;
+            // A trimmed model is judged on both what it answers whole and at a quarter of the
+            // tokens.
+            let score = trimmed.map_or(acc, |t| (acc + t) / 2.0);
+            if score >= best {
+                best = score;
                 spec::export(&spec, &Arc::new(weights.values()?), GgmlType::F16, &args.out)?;
             }
         }
@@ -170,12 +220,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let values = Weights::load(&[&best_f16, &best_mm], &dev)?.values()?;
     spec::export(&spec, &Arc::new(values), GgmlType::Q8_0, &args.out)?;
     eprintln!(
-        "done in {:.1} min: best validation accuracy {:.1}%; wrote {}",
+        "done in {:.1} min: best validation score {:.1}%; wrote {}",
         start.elapsed().as_secs_f64() / 60.0,
         100.0 * best,
         args.out.display()
     );
     Ok(())
+}
+
+fn scalar(t: &candle_core::Tensor) -> anyhow::Result<f64> {
+    Ok(t.to_scalar::<f32>()? as f64)
 }
 
 /// Linear warm-up to `lr`, then cosine decay to 5% of it at the last step.
@@ -204,25 +258,32 @@ fn accuracy(model: &Model, w: &Weights, enc: &Encoder, groups: &[Group], dev: &D
     Ok(correct as f64 / total.max(1) as f64)
 }
 
-/// Running sums of the three losses since the last validation.
+/// Running sums of the named losses since the last validation, and the steps they cover.
 #[derive(Default)]
 struct Losses {
-    answer: f64,
-    patches: f64,
-    cls: f64,
-    n: usize,
+    sums: Vec<(&'static str, f64)>,
+    steps: usize,
 }
 
 impl Losses {
-    fn add(&mut self, answer: f64, patches: f64, cls: f64) {
-        self.answer += answer;
-        self.patches += patches;
-        self.cls += cls;
-        self.n += 1;
+    fn add(&mut self, name: &'static str, v: f64) {
+        match self.sums.iter_mut().find(|s| s.0 == name) {
+            Some(s) => s.1 += v,
+            None => self.sums.push((name, v)),
+        }
+    }
+
+    fn step(&mut self) {
+        self.steps += 1;
+    }
+
+    fn mean(&self, name: &str) -> f64 {
+        self.sums.iter().find(|s| s.0 == name).map_or(0.0, |s| s.1 / self.steps.max(1) as f64)
     }
 }
 
-/// One status line: a bar, the step, time left, the running losses and the best accuracy so far.
+/// One status line: a bar, the step, time left, the running losses and the best validation
+/// score so far.
 fn progress(step: usize, steps: usize, start: Instant, losses: &Losses, best: f64) {
     let err = std::io::stderr();
     if !err.is_terminal() && !step.is_multiple_of(50) {
@@ -233,11 +294,16 @@ fn progress(step: usize, steps: usize, start: Instant, losses: &Losses, best: f6
     let bar: String = (0..30).map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' }).collect();
     let best = if best < 0.0 { "-".to_string() } else { format!("{:.1}%", 100.0 * best) };
     let end = if err.is_terminal() { "\r" } else { "\n" };
-    let n = losses.n.max(1) as f64;
-    let (loss, patches, cls) = (losses.answer / n, losses.patches / n, losses.cls / n);
+    let others: Vec<String> = losses
+        .sums
+        .iter()
+        .filter(|s| s.0 != "answer")
+        .map(|s| format!("{} {:.3}", s.0, s.1 / losses.steps.max(1) as f64))
+        .collect();
     eprint!(
-        "[{bar}] {step}/{steps} {:.1} min left, loss {loss:.4} (patches {patches:.3}, cls {cls:.3}), best validation \
-         {best}{end}",
-        left / 60.0
+        "[{bar}] {step}/{steps} {:.1} min left, loss {:.4} ({}), best validation {best}{end}",
+        left / 60.0,
+        losses.mean("answer"),
+        others.join(", ")
     );
 }

@@ -12,6 +12,7 @@ use candle_core::{D, DType, Device, Result, Tensor, Var};
 use glimpse::gguf::Gguf;
 use glimpse::model::config::{ProjectorKind, RopeMode, TextConfig, VisionAct, VisionConfig};
 use glimpse::model::layout::{LinearDesc, NormDesc, ProjectorDesc, TextDesc, VisionDesc};
+use glimpse::model::names::{TRIM_FC1, TRIM_FC1_BIAS, TRIM_FC2, TRIM_TOKEN_EMBD};
 
 use crate::softmax::softmax;
 
@@ -24,20 +25,38 @@ pub struct Weights {
 impl Weights {
     /// The tensors of `files`, dequantised to f32.
     pub fn load(files: &[&Gguf], dev: &Device) -> anyhow::Result<Weights> {
-        let mut vars = Vec::new();
+        let mut w = Weights { vars: Vec::new(), index: HashMap::new() };
+        w.add_missing(files, dev)?;
+        Ok(w)
+    }
+
+    /// Adds every tensor of `files` not yet in the set (a resumed checkpoint's new parts, from
+    /// the initial model); returns their names.
+    pub fn add_missing(&mut self, files: &[&Gguf], dev: &Device) -> anyhow::Result<Vec<String>> {
+        let mut added = Vec::new();
         for g in files {
             for t in g.tensors() {
+                if self.index.contains_key(&t.name) {
+                    continue;
+                }
                 let values = glimpse::reference::weights::tensor(g, &t.name)?;
                 // `[ne_last, rest]`: a Linear's `[n_out, n_in]`; a conv kernel as a Linear over
                 // its flattened (channel, ky, kx) input.
                 let last = *t.dims.last().context("a tensor without dims")? as usize;
                 let shape: Vec<usize> = if t.dims.len() == 1 { vec![last] } else { vec![last, values.len() / last] };
                 let var = Var::from_slice(&values, shape, dev).with_context(|| t.name.clone())?;
-                vars.push((t.name.clone(), var));
+                self.index.insert(t.name.clone(), self.vars.len());
+                self.vars.push((t.name.clone(), var));
+                added.push(t.name.clone());
             }
         }
-        let index = vars.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
-        Ok(Weights { vars, index })
+        Ok(added)
+    }
+
+    /// Sets tensor `name` to zeros.
+    pub fn zero(&self, name: &str) -> anyhow::Result<()> {
+        let v = &self.vars[*self.index.get(name).with_context(|| format!("no tensor {name}"))?].1;
+        Ok(v.set(&v.as_tensor().zeros_like()?)?)
     }
 
     pub fn vars(&self) -> Vec<Var> {
@@ -115,6 +134,14 @@ pub struct Batch {
     pub targets: Tensor,
     /// `[n_images * n_patches]` the auxiliary per-patch classes.
     pub patch_labels: Tensor,
+    /// `[b * len]` per input row: 0 for text, else `1 + i * n_patches + patch` for image slot
+    /// `patch` of prompt i (where a trimmer gate applies).
+    pub slots: Tensor,
+    /// `[b]` each prompt's image.
+    pub image_of: Tensor,
+    /// `[b, n_vocab]` each prompt's question as token shares (rows sum to 1): the trimmer's
+    /// question mean is `questions . table`.
+    pub questions: Tensor,
 }
 
 /// A training-only linear head on the vision tower's patch features that names the object (or
@@ -246,16 +273,21 @@ impl Model {
         }
     }
 
-    /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm) and the
-    /// vision tower's output.
-    pub fn hidden(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, VisionOut)> {
+    /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm) on the
+    /// batch's prompts with the images' patch `features`. With `gate` (`[1 + b * n_patches]`,
+    /// indexed by [`Batch::slots`]) each input row is scaled by its entry: the trimmer's
+    /// straight-through gate on the image slots, 1 elsewhere.
+    pub fn decoder(&self, w: &Weights, batch: &Batch, features: &Tensor, gate: Option<&Tensor>) -> Result<Tensor> {
         let c = &self.text_cfg;
         let (b, t, d) = (batch.b, batch.len, c.n_embd);
         let tokens = w.get(&self.text.token_embd.weight).index_select(&batch.ids, 0)?;
-        let vision = self.vision(w, &batch.pixels)?;
-        let image = self.project(w, &vision.features)?;
+        let image = self.project(w, features)?;
         let rows = Tensor::cat(&[&tokens, &image.reshape(((), d))?], 0)?;
-        let mut x = rows.index_select(&batch.gather, 0)?.reshape((b, t, d))?;
+        let mut x = rows.index_select(&batch.gather, 0)?;
+        if let Some(gate) = gate {
+            x = x.broadcast_mul(&gate.index_select(&batch.slots, 0)?.unsqueeze(1)?)?;
+        }
+        let mut x = x.reshape((b, t, d))?;
         let (cos, sin) = rope_tables(t, c, x.device())?;
         for l in &self.text.layers {
             let h = w.rms_norm(&l.attn_norm, &x, c.eps)?;
@@ -268,7 +300,7 @@ impl Model {
             let g = (w.linear(&l.gate, &h)?.silu()? * w.linear(&l.up, &h)?)?;
             x = (x + w.linear(&l.down, &g)?)?;
         }
-        Ok((x.reshape((b * t, d))?, vision))
+        x.reshape((b * t, d))
     }
 
     /// Logits `[rows, n_vocab]` of hidden-state rows.
@@ -279,8 +311,35 @@ impl Model {
 
     /// Logits `[m, n_vocab]` at the batch's predicted positions, and the patch features.
     pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, VisionOut)> {
-        let (hidden, vision) = self.hidden(w, batch)?;
-        Ok((self.logits(w, &hidden.index_select(&batch.predict, 0)?)?, vision))
+        let vision = self.vision(w, &batch.pixels)?;
+        Ok((self.answer_logits(w, batch, &vision.features, None)?, vision))
+    }
+
+    /// Logits `[m, n_vocab]` at the batch's predicted positions, from given patch features and
+    /// an optional gate (see [`Model::decoder`]).
+    pub fn answer_logits(
+        &self,
+        w: &Weights,
+        batch: &Batch,
+        features: &Tensor,
+        gate: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let hidden = self.decoder(w, batch, features, gate)?;
+        self.logits(w, &hidden.index_select(&batch.predict, 0)?)
+    }
+
+    /// The learned trimmer's scores `[b, n_patches]` of each prompt's visual tokens, as glimpse's
+    /// `prune::trimmer` computes them: `fc2 . gelu(fc1 x + fc1.bias + q)`, `q` the mean of the
+    /// question's rows of the trimmer's table.
+    pub fn trim_scores(&self, w: &Weights, batch: &Batch, features: &Tensor) -> Result<Tensor> {
+        let q = batch.questions.matmul(w.get(TRIM_TOKEN_EMBD))?;
+        let hidden = q.dim(1)?;
+        let bias = q.broadcast_add(w.get(TRIM_FC1_BIAS))?.unsqueeze(1)?;
+        let f = features.contiguous()?.index_select(&batch.image_of, 0)?;
+        let (b, p, d) = f.dims3()?;
+        let h = f.reshape((b * p, d))?.matmul(&w.get(TRIM_FC1).t()?)?.reshape((b, p, hidden))?;
+        let h = h.broadcast_add(&bias)?.gelu()?;
+        h.reshape((b * p, hidden))?.matmul(&w.get(TRIM_FC2).t()?)?.reshape((b, p))
     }
 }
 
@@ -357,7 +416,7 @@ mod tests {
     /// trained weights mean the same thing to the engine.
     #[test]
     fn forward_matches_the_reference() {
-        let spec = crate::spec::spec().unwrap();
+        let spec = crate::spec::spec(false).unwrap();
         let (text, mmproj) = crate::spec::initial(&spec).unwrap();
         let (dev, model) = (Device::Cpu, Model::new(&text, &mmproj).unwrap());
         let w = Weights::load(&[&text, &mmproj], &dev).unwrap();
@@ -368,7 +427,8 @@ mod tests {
         let asked: Vec<_> = groups.iter().map(|g| &g.asked[0]).collect();
         assert_ne!(asked[0].before.len() + asked[0].after.len(), asked[1].before.len() + asked[1].after.len());
         let batch = enc.batch(&groups, &dev).unwrap();
-        let logits = model.logits(&w, &model.hidden(&w, &batch).unwrap().0).unwrap();
+        let features = model.vision(&w, &batch.pixels).unwrap().features;
+        let logits = model.logits(&w, &model.decoder(&w, &batch, &features, None).unwrap()).unwrap();
         let n_vocab = model.text_cfg.n_vocab;
         let logits: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
 
@@ -389,6 +449,29 @@ mod tests {
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             let err = want.iter().zip(got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(err <= 1e-4 * scale, "example {i}: max |error| {err} against max |logit| {scale}");
+        }
+    }
+
+    /// The trimmer's scores are glimpse's reference trimmer's, question by question.
+    #[test]
+    fn trim_scores_match_the_reference() {
+        let spec = crate::spec::spec(true).unwrap();
+        let (text, mmproj) = crate::spec::initial(&spec).unwrap();
+        let (dev, model) = (Device::Cpu, Model::new(&text, &mmproj).unwrap());
+        let w = Weights::load(&[&text, &mmproj], &dev).unwrap();
+        let enc = Encoder::new(&text, &mmproj).unwrap();
+        let groups: Vec<_> = [2, 5].iter().map(|&i| enc.example(Split::Validation, i).unwrap()).collect();
+        let batch = enc.batch(&groups, &dev).unwrap();
+        let features = model.vision(&w, &batch.pixels).unwrap().features;
+        let got: Vec<Vec<f32>> = model.trim_scores(&w, &batch, &features).unwrap().to_vec2().unwrap();
+        let vision = Vision::load(&mmproj).unwrap();
+        for (g, row) in groups.iter().zip(&got) {
+            let x = vision.forward(&g.image.pixels);
+            let d = vision.cfg.n_embd;
+            let want = glimpse::reference::prune::trimmer_scores(&mmproj, &x[d..], &g.asked[0].question).unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = want.iter().zip(row).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-4 * scale, "max |error| {err} against max |score| {scale}");
         }
     }
 

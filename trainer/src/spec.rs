@@ -15,7 +15,8 @@ const CORPUS_SCENES: u64 = 3000;
 
 /// The model: LLaVA's layout at toy size. A 96 px image in 6 px patches gives 16 x 16 = 256
 /// patch tokens (+ CLS), room for pruning to work; widths and depths fit a CPU training budget.
-pub fn spec() -> anyhow::Result<ForgeSpec> {
+/// With `trimmer`, the mmproj also holds a learned token trimmer 32 wide.
+pub fn spec(trimmer: bool) -> anyhow::Result<ForgeSpec> {
     let mut s = ForgeSpec::preset("tiny-llava")?;
     s.text.name = "glimpse shapes-vlm".into();
     s.text.n_embd = 64;
@@ -34,6 +35,7 @@ pub fn spec() -> anyhow::Result<ForgeSpec> {
     s.vision.n_ff = 128;
     s.vision.n_head = 4;
     s.vision.n_layer = 3;
+    s.vision.trimmer = trimmer.then_some(32);
     s.set_qtype(GgmlType::F32);
     s.validate()?;
     Ok(s)
