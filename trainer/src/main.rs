@@ -71,6 +71,9 @@ struct Args {
     /// patches, 5-50% of the background), as pruning sends them
     #[arg(long, default_value_t = 0.3)]
     drop: f32,
+    /// Train the vision tower alone on the per-patch objects (no decoder): a pre-training phase
+    #[arg(long)]
+    vision_only: bool,
     /// Train the learned token trimmer (smarttrim) jointly with the model: needs --resume
     #[arg(long)]
     trim: bool,
@@ -172,6 +175,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
             total = (total + (&cls * args.cls)?)?;
             losses.add("cls", scalar(&cls)?);
         }
+        if args.vision_only {
+            opt.backward_step(&total)?;
+            losses.step();
+            progress(step, args.steps, start, &losses, best);
+            if step.is_multiple_of(args.eval_every) || step == args.steps {
+                let (colour, shape) = patch_accuracy(&model, &weights, &aux, &enc, &val, &dev)?;
+                eprintln!("\rstep {step}: object patches: colour {:.1}%, shape {:.1}%", 100.0 * colour, 100.0 * shape);
+                writeln!(log, "{step}\t{:.0}\t\t{colour:.4}\t{shape:.4}", start.elapsed().as_secs_f64())?;
+                losses = Losses::default();
+                spec::export(&spec, &Arc::new(weights.values()?), GgmlType::F16, &args.out)?;
+            }
+            continue;
+        }
         let answer = if args.trim {
             let floor = curriculum.floor_at(step);
             let t = trim::losses(&model, &weights, &enc, &mut groups, &vision.features, floor, &mut rng, &dev)?;
@@ -256,6 +272,33 @@ fn accuracy(model: &Model, w: &Weights, enc: &Encoder, groups: &[Group], dev: &D
         }
     }
     Ok(correct as f64 / total.max(1) as f64)
+}
+
+/// The auxiliary head's accuracy on the object patches of `groups`' images: (colour, shape).
+fn patch_accuracy(
+    model: &Model,
+    w: &Weights,
+    aux: &Aux,
+    enc: &Encoder,
+    groups: &[Group],
+    dev: &Device,
+) -> anyhow::Result<(f64, f64)> {
+    let n_shapes = glimpse::dataset::Shape::ALL.len() as u32;
+    let (mut colour, mut shape, mut total) = (0usize, 0usize, 0usize);
+    for chunk in groups.chunks(64) {
+        let batch = enc.batch(chunk, dev)?;
+        let predicted = aux.predict(&model.vision(w, &batch.pixels)?.features)?;
+        let labels: Vec<u32> = batch.patch_labels.to_vec1()?;
+        for (&p, &l) in predicted.iter().zip(&labels).filter(|(_, l)| **l > 0) {
+            // A patch called background is wrong on both counts.
+            let named = p > 0;
+            let (p, l) = (p.saturating_sub(1), l - 1);
+            colour += (named && p / n_shapes == l / n_shapes) as usize;
+            shape += (named && p % n_shapes == l % n_shapes) as usize;
+            total += 1;
+        }
+    }
+    Ok((colour as f64 / total.max(1) as f64, shape as f64 / total.max(1) as f64))
 }
 
 /// Running sums of the named losses since the last validation, and the steps they cover.

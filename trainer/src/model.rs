@@ -169,12 +169,21 @@ impl Aux {
     /// background patches weighted by `background`: objects cover few patches, and an unweighted
     /// mean is mostly the easy background.
     pub fn loss(&self, features: &Tensor, labels: &Tensor, background: f64) -> Result<Tensor> {
-        let d = features.dim(2)?;
-        let logits = features.reshape(((), d))?.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())?;
+        let logits = self.logits(features)?;
         let nll =
             candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&labels.unsqueeze(1)?, 1)?.neg()?.squeeze(1)?;
         let weights = ((object_mask(labels)? * (1.0 - background))? + background)?;
         (nll * &weights)?.sum_all()? / weights.sum_all()?
+    }
+
+    /// The most likely class of each patch, `[b * n_patches]`.
+    pub fn predict(&self, features: &Tensor) -> Result<Vec<u32>> {
+        self.logits(features)?.argmax(D::Minus1)?.to_vec1()
+    }
+
+    fn logits(&self, features: &Tensor) -> Result<Tensor> {
+        let d = features.dim(2)?;
+        features.reshape(((), d))?.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())
     }
 }
 
