@@ -137,6 +137,7 @@ pub const MM_IDEFICS3_FC: &str = "mm.model.fc.weight";
 /// trained with one: a per-token question vector table `[n_vocab, hidden]`, then
 /// `score = fc2 . gelu(fc1 x + fc1.bias + mean of the question's rows)` over each candidate row x
 /// of the connector. llama.cpp loads and ignores tensors it does not know.
+pub const TRIM_PREFIX: &str = "glimpse.trim.";
 pub const TRIM_TOKEN_EMBD: &str = "glimpse.trim.token_embd.weight";
 pub const TRIM_FC1: &str = "glimpse.trim.fc1.weight";
 pub const TRIM_FC1_BIAS: &str = "glimpse.trim.fc1.bias";

@@ -63,6 +63,11 @@ impl Weights {
         self.vars.iter().map(|(_, v)| v.clone()).collect()
     }
 
+    /// The variables whose GGUF names start with `prefix`.
+    pub fn vars_named(&self, prefix: &str) -> Vec<Var> {
+        self.vars.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, v)| v.clone()).collect()
+    }
+
     pub fn n_params(&self) -> usize {
         self.vars.iter().map(|(_, v)| v.elem_count()).sum()
     }
