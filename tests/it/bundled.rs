@@ -16,8 +16,10 @@ use crate::gpu::gpu;
 const QUESTIONS: usize = 64;
 const SIZE: u32 = 96;
 /// The accuracy the test holds: the model scores 37 / 64 (57.8%) on these questions on lavapipe;
-/// from question priors alone (a blind model) it scored 38% in training.
+/// from question priors alone (a blind model) the first training run scored 38%.
 const MIN_ACCURACY: f64 = 0.45;
+/// At a quarter of the visual tokens: VisionZip scores 35 / 64, the learned trimmer 34 / 64.
+const MIN_PRUNED_ACCURACY: f64 = 0.45;
 
 fn bundled() -> Option<(std::path::PathBuf, std::path::PathBuf, Engine)> {
     gpu()?;
@@ -32,6 +34,22 @@ fn bundled_model_answers_held_out_questions() {
     let base = AskOptions { max_tokens: 4, ..Default::default() };
     let r = eval::run(&mut engine, Split::Test, QUESTIONS, SIZE, &PrunePlan::none(), &base, &mut |_| {}).unwrap();
     assert!(r.accuracy >= MIN_ACCURACY, "dense accuracy {:.3} below {MIN_ACCURACY}: {r:?}", r.accuracy);
+}
+
+/// Pruned to a quarter of the visual tokens, by VisionZip and by the model's own learned trimmer,
+/// the model keeps most of its accuracy (it was trained for it: see the model card); an engine
+/// regression in either selection shows up here.
+#[test]
+fn bundled_model_keeps_its_accuracy_at_a_quarter_of_the_tokens() {
+    let Some((_, _, mut engine)) = bundled() else { return };
+    assert!(engine.has_trimmer(), "the bundled mmproj carries a learned token trimmer");
+    let base = AskOptions { max_tokens: 4, ..Default::default() };
+    for spec in ["visionzip:25%", "smarttrim:25%"] {
+        let plan: PrunePlan = spec.parse().unwrap();
+        let r = eval::run(&mut engine, Split::Test, QUESTIONS, SIZE, &plan, &base, &mut |_| {}).unwrap();
+        assert_eq!(r.mean_visual_tokens, 64.0, "{spec}: {r:?}");
+        assert!(r.accuracy >= MIN_PRUNED_ACCURACY, "{spec}: accuracy {:.3} below {MIN_PRUNED_ACCURACY}", r.accuracy);
+    }
 }
 
 #[test]
@@ -56,11 +74,11 @@ fn readme_main_command_answers() {
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_glimpse"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["ask", "--image", "assets/scene-demo.png", "--prune", "visionzip:50%", "What colour is the circle?"])
+        .args(["ask", "--image", "assets/scene-demo.png", "--prune", "visionzip:25%", "What colour is the circle?"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "red", "{stderr}");
-    assert!(stderr.contains("pruning visionzip:50%: 128 of 256 tokens"), "{stderr}");
+    assert!(stderr.contains("pruning visionzip:25%: 64 of 256 tokens"), "{stderr}");
 }
