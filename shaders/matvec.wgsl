@@ -226,8 +226,9 @@ fn load_w32(byte: u32, blk: u32) -> array<vec4<u32>, 8> {
     return w;
 }
 
-// The 8 words starting at byte s (even, 0..14) of the 12 words of v0 v1 v2.
-fn words_at(v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, s: u32) -> array<vec4<u32>, 2> {
+// The 12 words of v0 v1 v2 rotated left by s / 4 words (s even, 0..14), as words 0..7 (c0 c1) and
+// words 1..8 (n0 n1): two steps of 2 and 1 words.
+fn rotate_words(v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, s: u32) -> array<vec4<u32>, 4> {
     let two = (s & 8u) != 0u;
     let one = (s & 4u) != 0u;
     let a0 = select(v0, vec4<u32>(v0.zw, v1.xy), two);
@@ -236,11 +237,19 @@ fn words_at(v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, s: u32) -> array<vec4<u
     let c0 = select(a0, vec4<u32>(a0.yzw, a1.x), one);
     let c1 = select(a1, vec4<u32>(a1.yzw, a2.x), one);
     let c2 = select(a2.x, a2.y, one);
-    let n0 = vec4<u32>(c0.yzw, c1.x);
-    let n1 = vec4<u32>(c1.yzw, c2);
+    return array<vec4<u32>, 4>(c0, c1, vec4<u32>(c0.yzw, c1.x), vec4<u32>(c1.yzw, c2));
+}
+
+// The words that start 2 bytes into each word of c (n: the words after those of c).
+fn half_word_on(c: vec4<u32>, n: vec4<u32>) -> vec4<u32> {
+    return (c >> vec4<u32>(16u)) | (n << vec4<u32>(16u));
+}
+
+// The 8 words starting at byte s (even, 0..14) of the 12 words of v0 v1 v2.
+fn words_at(v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, s: u32) -> array<vec4<u32>, 2> {
+    let r = rotate_words(v0, v1, v2, s);
     let odd = (s & 2u) != 0u;
-    let h = vec4<u32>(16u);
-    return array<vec4<u32>, 2>(select(c0, (c0 >> h) | (n0 << h), odd), select(c1, (c1 >> h) | (n1 << h), odd));
+    return array<vec4<u32>, 2>(select(r[0], half_word_on(r[0], r[2]), odd), select(r[1], half_word_on(r[1], r[3]), odd));
 }
 
 // Q6_K: dot(x, w) over block j (0..7) of a super-block (ql[128] qh[64] scales[16] d), from the
@@ -326,26 +335,12 @@ fn dot32(wv: array<vec4<u32>, 8>, s: u32, xs: array<vec4<f32>, 8>) -> f32 {
         default: {}
     }
     // Q4_0, Q5_0, Q8_0: each starts with its f16 d, so the payload after it starts 2 bytes in.
-    // Rotate the 12 words left by s / 4: two steps of 2 and 1 words. c* hold words s/4 .. s/4 + 8.
-    let v0 = wv[0];
-    let v1 = wv[1];
-    let v2 = wv[2];
-    let two = (s & 8u) != 0u;
-    let one = (s & 4u) != 0u;
-    let a0 = select(v0, vec4<u32>(v0.zw, v1.xy), two);
-    let a1 = select(v1, vec4<u32>(v1.zw, v2.xy), two);
-    let a2 = select(v2.xy, v2.zw, two);
-    let c0 = select(a0, vec4<u32>(a0.yzw, a1.x), one);
-    let c1 = select(a1, vec4<u32>(a1.yzw, a2.x), one);
-    let c2 = select(a2.x, a2.y, one);
-    // Words 1..8 of the rotation.
-    let n0 = vec4<u32>(c0.yzw, c1.x);
-    let n1 = vec4<u32>(c1.yzw, c2);
     // s % 4 == 2: d is the high half of word 0 and the payload words are words 1..8; s % 4 == 0:
     // d is the low half and each payload word straddles two.
+    let r = rotate_words(wv[0], wv[1], wv[2], s);
     let odd = (s & 2u) != 0u;
-    let d = unpack2x16float(select(c0.x, c0.x >> 16u, odd)).x;
-    let q0 = select((c0 >> vec4<u32>(16u)) | (n0 << vec4<u32>(16u)), n0, odd);
+    let d = unpack2x16float(select(r[0].x, r[0].x >> 16u, odd)).x;
+    let q0 = select(half_word_on(r[0], r[2]), r[2], odd);
     switch W_TYPE {
         case 2u: { // Q4_0: qs[16]; element e < 16 is the low nibble of qs[e], e >= 16 the high one
             for (var i = 0u; i < 4u; i++) {
@@ -355,7 +350,7 @@ fn dot32(wv: array<vec4<u32>, 8>, s: u32, xs: array<vec4<f32>, 8>) -> f32 {
             }
         }
         case 6u: { // Q5_0: qh[4] qs[16]; as Q4_0 plus bit e of qh as the fifth bit
-            let q1 = select((c1 >> vec4<u32>(16u)) | (n1 << vec4<u32>(16u)), n1, odd);
+            let q1 = select(half_word_on(r[1], r[3]), r[3], odd);
             let qh = q0.x;
             let qs = vec4<u32>(q0.yzw, q1.x);
             let spread = vec4<u32>(1u, 2u, 4u, 8u);
@@ -369,7 +364,7 @@ fn dot32(wv: array<vec4<u32>, 8>, s: u32, xs: array<vec4<f32>, 8>) -> f32 {
             }
         }
         default: { // Q8_0: qs[32] (i8)
-            let q1 = select((c1 >> vec4<u32>(16u)) | (n1 << vec4<u32>(16u)), n1, odd);
+            let q1 = select(half_word_on(r[1], r[3]), r[3], odd);
             for (var i = 0u; i < 4u; i++) {
                 sum += dot(xs[i], vec4<f32>(unpack4xI8(q0[i]))) + dot(xs[i + 4u], vec4<f32>(unpack4xI8(q1[i])));
             }
