@@ -2,9 +2,9 @@
 //! leaves its feature layer's fused Q, K, V rows and the connector's candidate rows (one per
 //! visual token); a selection picks and merges rows into `PruneScratch::out`, which the
 //! projector reads instead. VisionZip selects on the GPU (scores, top-k, contextual merge), the
-//! learned trimmer by its scores (`prune::trimmer`); the baselines (random, grid) pick on the CPU and only the gather runs here. Nothing is read back
-//! mid-frame: the index lists are copied into per-frame report buffers and read with the first
-//! token.
+//! learned trimmer by its scores (`prune::trimmer`); the baselines (random, grid) pick on the
+//! CPU and only the gather runs here. Nothing is read back mid-frame: the index lists are copied
+//! into per-frame report buffers and read with the first token.
 
 use crate::gpu::kernels::{
     self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, gather_merge, gather_rows,
