@@ -116,10 +116,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     anyhow::ensure!((0.0..=1.0).contains(&args.drop), "--drop is a share in 0..=1");
     anyhow::ensure!(args.trim_floor > 0.0 && args.trim_floor <= 1.0, "--trim-floor is a keep ratio in (0, 1]");
+    anyhow::ensure!((0.0..=1.0).contains(&args.anneal), "--anneal is a share of the steps in 0..=1");
     anyhow::ensure!(!args.trim || args.resume.is_some(), "--trim fine-tunes a trained model: give it --resume DIR");
     let dev = Device::Cpu;
     let spec = spec::spec(args.trim)?;
-    let initial = spec::initial(&spec)?;
     let open = |dir: &PathBuf, name: &str| {
         glimpse::gguf::Gguf::open(dir.join(name)).with_context(|| format!("{}", dir.display()))
     };
@@ -134,7 +134,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if args.trim {
         // A checkpoint without a trimmer gets forge's; its question table starts at zero, so the
         // first picks rank the tokens alone.
-        if weights.add_missing(&[&initial.0, &initial.1], &dev)?.iter().any(|n| n == TRIM_TOKEN_EMBD) {
+        let (text0, mmproj0) = spec::initial(&spec)?;
+        if weights.add_missing(&[&text0, &mmproj0], &dev)?.iter().any(|n| n == TRIM_TOKEN_EMBD) {
             weights.zero(TRIM_TOKEN_EMBD)?;
         }
     }
@@ -211,7 +212,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
         let answer = if args.trim {
             let floor = curriculum.floor_at(step);
-            let t = trim::losses(&model, &weights, &enc, &mut groups, &vision.features, floor, &mut rng, &dev)?;
+            let t =
+                trim::losses(&model, &weights, &enc, &mut groups, (&batch, &vision.features), floor, &mut rng, &dev)?;
             total = (total + (&t.distill * args.kd)?)?;
             losses.add("distill", scalar(&t.distill)?);
             losses.add("kept", t.kept);

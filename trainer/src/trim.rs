@@ -15,7 +15,7 @@ use glimpse::prune::select::top_k;
 use glimpse::rng::SplitMix64;
 
 use crate::data::{Encoder, Group};
-use crate::model::{Model, Weights};
+use crate::model::{Batch, Model, Weights};
 
 /// The keep-ratio curriculum.
 #[derive(Clone, Copy, Debug)]
@@ -49,37 +49,40 @@ pub struct TrimLosses {
 }
 
 /// Prunes every question of `groups` with the trimmer (keep ratios from `[floor, 1]`) and returns
-/// the losses of the pruned batch. `groups` arrive with every token kept and leave with the pick.
+/// the losses of the pruned batch. `groups` arrive with every token kept, as `dense` (their batch,
+/// with the images' patch `features`) was built, and leave with the pick.
 #[allow(clippy::too_many_arguments)]
 pub fn losses(
     model: &Model,
     w: &Weights,
     enc: &Encoder,
     groups: &mut [Group],
-    features: &Tensor,
+    (dense, features): (&Batch, &Tensor),
     floor: f32,
     rng: &mut SplitMix64,
     dev: &Device,
 ) -> anyhow::Result<TrimLosses> {
-    let dense = enc.batch(groups, dev)?;
-    let teacher = model.answer_logits(w, &dense, &features.detach(), None)?.detach();
-    let scores = model.trim_scores(w, &dense, features)?;
+    let teacher = model.answer_logits(w, dense, &features.detach(), None)?.detach();
+    let scores = model.trim_scores(w, dense, features)?;
     let rows: Vec<Vec<f32>> = scores.to_vec2()?;
-    let mut share = 0.0;
-    for (a, s) in groups.iter_mut().flat_map(|g| g.asked.iter_mut()).zip(&rows) {
-        let k = kept(s.len(), rng.range(floor, 1.0));
-        a.keep = top_k(s, k).into_iter().map(|i| i as u32).collect();
-        share += k as f64 / s.len() as f64;
-    }
+    let kept = pick(groups, &rows, || rng.range(floor, 1.0));
     let pruned = enc.batch(groups, dev)?;
     let ones = Tensor::ones(1, DType::F32, dev)?;
     let gate = Tensor::cat(&[&ones, &((&scores - scores.detach())? + 1.0)?.flatten_all()?], 0)?;
     let logits = model.answer_logits(w, &pruned, features, Some(&gate))?;
-    Ok(TrimLosses {
-        answer: crate::model::loss(&logits, &pruned.targets)?,
-        distill: kl(&teacher, &logits)?,
-        kept: share / rows.len().max(1) as f64,
-    })
+    Ok(TrimLosses { answer: crate::model::loss(&logits, &pruned.targets)?, distill: kl(&teacher, &logits)?, kept })
+}
+
+/// Sets every question's keep list to the top `ratio()` of its trimmer scores (`rows`, one per
+/// question in order); returns the mean share kept.
+fn pick(groups: &mut [Group], rows: &[Vec<f32>], mut ratio: impl FnMut() -> f32) -> f64 {
+    let mut share = 0.0;
+    for (a, s) in groups.iter_mut().flat_map(|g| g.asked.iter_mut()).zip(rows) {
+        let k = kept(s.len(), ratio());
+        a.keep = top_k(s, k).into_iter().map(|i| i as u32).collect();
+        share += k as f64 / s.len() as f64;
+    }
+    share / rows.len().max(1) as f64
 }
 
 /// Mean over rows of KL(softmax(teacher) || softmax(student)).
@@ -101,8 +104,6 @@ pub fn prune(
     let dense = enc.batch(groups, dev)?;
     let features = model.vision(w, &dense.pixels)?.features;
     let rows: Vec<Vec<f32>> = model.trim_scores(w, &dense, &features)?.to_vec2()?;
-    for (a, s) in groups.iter_mut().flat_map(|g| g.asked.iter_mut()).zip(&rows) {
-        a.keep = top_k(s, kept(s.len(), ratio)).into_iter().map(|i| i as u32).collect();
-    }
+    pick(groups, &rows, || ratio);
     Ok(())
 }
