@@ -425,16 +425,30 @@ mod tests {
     use glimpse::reference::text::{KvCache, Text};
     use glimpse::reference::vision::Vision;
 
+    /// The bundled model's spec (with a trimmer when asked), forge-initialised: its files, the
+    /// candle model and weights, and the encoder.
+    fn initial(trimmer: bool) -> (Gguf, Gguf, Model, Weights, Encoder) {
+        let (text, mmproj) = crate::spec::initial(&crate::spec::spec(trimmer).unwrap()).unwrap();
+        let model = Model::new(&text, &mmproj).unwrap();
+        let w = Weights::load(&[&text, &mmproj], &Device::Cpu).unwrap();
+        let enc = Encoder::new(&text, &mmproj).unwrap();
+        (text, mmproj, model, w, enc)
+    }
+
+    /// Panics unless `got` is within 1e-4 of `want`, relative to the largest |want|.
+    fn assert_close(want: &[f32], got: &[f32], what: &str) {
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = want.iter().zip(got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= 1e-4 * scale, "{what}: max |error| {err} against max |value| {scale}");
+    }
+
     /// The candle graph and glimpse's f32 CPU reference agree on every logit of a randomly
     /// initialised model, for two right-padded prompts of different lengths in one batch: the
     /// trained weights mean the same thing to the engine.
     #[test]
     fn forward_matches_the_reference() {
-        let spec = crate::spec::spec(false).unwrap();
-        let (text, mmproj) = crate::spec::initial(&spec).unwrap();
-        let (dev, model) = (Device::Cpu, Model::new(&text, &mmproj).unwrap());
-        let w = Weights::load(&[&text, &mmproj], &dev).unwrap();
-        let enc = Encoder::new(&text, &mmproj).unwrap();
+        let (text, mmproj, model, w, enc) = initial(false);
+        let dev = Device::Cpu;
         let mut groups: Vec<_> = [3, 8].iter().map(|&i| enc.example(Split::Validation, i).unwrap()).collect();
         // The second question sees a third of the visual tokens, as a training-time drop sends them.
         groups[1].asked[0].keep.retain(|p| p % 3 == 1);
@@ -459,21 +473,15 @@ mod tests {
                 x.extend_from_slice(reference.embed(id));
             }
             let want = reference.forward(&x, &mut KvCache::default(), false);
-            let got = &logits[i * batch.len * n_vocab..][..want.len()];
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = want.iter().zip(got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err <= 1e-4 * scale, "example {i}: max |error| {err} against max |logit| {scale}");
+            assert_close(&want, &logits[i * batch.len * n_vocab..][..want.len()], &format!("example {i} logits"));
         }
     }
 
     /// The trimmer's scores are glimpse's reference trimmer's, question by question.
     #[test]
     fn trim_scores_match_the_reference() {
-        let spec = crate::spec::spec(true).unwrap();
-        let (text, mmproj) = crate::spec::initial(&spec).unwrap();
-        let (dev, model) = (Device::Cpu, Model::new(&text, &mmproj).unwrap());
-        let w = Weights::load(&[&text, &mmproj], &dev).unwrap();
-        let enc = Encoder::new(&text, &mmproj).unwrap();
+        let (_, mmproj, model, w, enc) = initial(true);
+        let dev = Device::Cpu;
         let groups: Vec<_> = [2, 5].iter().map(|&i| enc.example(Split::Validation, i).unwrap()).collect();
         let batch = enc.batch(&groups, &dev).unwrap();
         let features = model.vision(&w, &batch.pixels).unwrap().features;
@@ -483,9 +491,7 @@ mod tests {
             let x = vision.forward(&g.image.pixels);
             let d = vision.cfg.n_embd;
             let want = glimpse::reference::prune::trimmer_scores(&mmproj, &x[d..], &g.asked[0].question).unwrap();
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = want.iter().zip(row).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err <= 1e-4 * scale, "max |error| {err} against max |score| {scale}");
+            assert_close(&want, row, "trimmer scores");
         }
     }
 
