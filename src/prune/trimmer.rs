@@ -27,13 +27,13 @@ pub struct QuestionTable {
 impl QuestionTable {
     /// The table of `g`, `None` when the file has no trimmer.
     pub fn load(g: &Gguf) -> Result<Option<QuestionTable>, Error> {
-        if g.tensor(TRIM_TOKEN_EMBD).is_err() {
+        if g.find_tensor(TRIM_TOKEN_EMBD).is_none() {
             return Ok(None);
         }
         let [hidden, _] = dims2(g, TRIM_TOKEN_EMBD)?;
         let rows = crate::model::weights::values(g, TRIM_TOKEN_EMBD)?;
         let fc1_bias = crate::model::weights::values(g, TRIM_FC1_BIAS)?;
-        if fc1_bias.len() != hidden {
+        if hidden == 0 || fc1_bias.len() != hidden {
             return Err(shape_error(
                 g,
                 TRIM_FC1_BIAS,
