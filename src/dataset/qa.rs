@@ -78,11 +78,15 @@ pub struct Question {
     /// The answer: one lowercase word or number.
     pub answer: String,
     pub kind: QuestionKind,
+    /// Indices into the scene's objects of those the answer is read from: the object named or
+    /// described, both objects of a relation, every object counted. Empty when the answer rests
+    /// on an absence ("no" to an existence question, a count of "0").
+    pub about: Vec<usize>,
 }
 
 impl Question {
-    fn new(kind: QuestionKind, text: String, answer: &str) -> Self {
-        Self { text, answer: answer.to_string(), kind }
+    fn new(kind: QuestionKind, text: String, answer: &str, about: Vec<usize>) -> Self {
+        Self { text, answer: answer.to_string(), kind, about }
     }
 }
 
@@ -134,10 +138,11 @@ impl Relation {
 pub fn questions(scene: &Scene, seed: u64) -> Vec<Question> {
     let mut rng = SplitMix64::new(seed ^ QA_SALT);
     // Objects that a colour-and-shape label names unambiguously.
-    let named: Vec<&Object> = scene
+    let named: Vec<(usize, &Object)> = scene
         .objects
         .iter()
-        .filter(|o| scene.objects.iter().filter(|p| p.colour == o.colour && p.shape == o.shape).count() == 1)
+        .enumerate()
+        .filter(|(_, o)| scene.objects.iter().filter(|p| p.colour == o.colour && p.shape == o.shape).count() == 1)
         .collect();
     let mut out = Vec::new();
     let colour = colour_questions(scene);
@@ -180,11 +185,12 @@ fn colour_questions(scene: &Scene) -> Vec<Question> {
     Shape::ALL
         .iter()
         .filter_map(|&shape| {
-            only(scene.objects.iter().filter(|o| o.shape == shape)).map(|object| {
+            only(scene.objects.iter().enumerate().filter(|(_, o)| o.shape == shape)).map(|(i, object)| {
                 Question::new(
                     QuestionKind::Colour,
                     format!("What colour is the {}?", shape.name()),
                     object.colour.name(),
+                    vec![i],
                 )
             })
         })
@@ -196,11 +202,12 @@ fn shape_questions(scene: &Scene) -> Vec<Question> {
     Colour::ALL
         .iter()
         .filter_map(|&colour| {
-            only(scene.objects.iter().filter(|o| o.colour == colour)).map(|object| {
+            only(scene.objects.iter().enumerate().filter(|(_, o)| o.colour == colour)).map(|(i, object)| {
                 Question::new(
                     QuestionKind::Shape,
                     format!("What shape is the {} object?", colour.name()),
                     object.shape.name(),
+                    vec![i],
                 )
             })
         })
@@ -208,14 +215,15 @@ fn shape_questions(scene: &Scene) -> Vec<Question> {
 }
 
 /// The single item of `items`, `None` when there are none or several.
-fn only<'a>(mut items: impl Iterator<Item = &'a Object>) -> Option<&'a Object> {
+fn only<'a>(mut items: impl Iterator<Item = (usize, &'a Object)>) -> Option<(usize, &'a Object)> {
     let first = items.next()?;
     items.next().is_none().then_some(first)
 }
 
 /// "How many objects are there?", answered for `scene`.
 pub fn object_count_question(scene: &Scene) -> Question {
-    Question::new(QuestionKind::Count, "How many objects are there?".into(), &number(scene.objects.len()))
+    let all = (0..scene.objects.len()).collect();
+    Question::new(QuestionKind::Count, "How many objects are there?".into(), &number(scene.objects.len()), all)
 }
 
 /// A count as an answer: one of `NUMBERS` (or plain digits for a hand-built scene with more than
@@ -234,22 +242,29 @@ fn count_questions(scene: &Scene, rng: &mut SplitMix64) -> Vec<Question> {
         Some(object) if present => object.shape,
         _ => Shape::ALL[rng.below(Shape::ALL.len())],
     };
-    let n = objects.iter().filter(|o| o.shape == shape).count();
-    out.push(Question::new(QuestionKind::Count, format!("How many {} are there?", shape.plural()), &number(n)));
+    let about = indices(objects, |o| o.shape == shape);
+    let text = format!("How many {} are there?", shape.plural());
+    out.push(Question::new(QuestionKind::Count, text, &number(about.len()), about));
     let present = rng.below(3) < 2;
     let colour = match rng.pick(objects) {
         Some(object) if present => object.colour,
         _ => Colour::ALL[rng.below(Colour::ALL.len())],
     };
-    let n = objects.iter().filter(|o| o.colour == colour).count();
-    out.push(Question::new(QuestionKind::Count, format!("How many {} objects are there?", colour.name()), &number(n)));
+    let about = indices(objects, |o| o.colour == colour);
+    let text = format!("How many {} objects are there?", colour.name());
+    out.push(Question::new(QuestionKind::Count, text, &number(about.len()), about));
     out
 }
 
+/// The indices of the `objects` that `pick` selects.
+fn indices(objects: &[Object], pick: impl Fn(&Object) -> bool) -> Vec<usize> {
+    objects.iter().enumerate().filter(|(_, o)| pick(o)).map(|(i, _)| i).collect()
+}
+
 /// Left/right and top/bottom questions for objects clearly on one side of the middle line.
-fn position_questions(named: &[&Object]) -> Vec<Question> {
+fn position_questions(named: &[(usize, &Object)]) -> Vec<Question> {
     let mut out = Vec::new();
-    for object in named {
+    for &(i, object) in named {
         let margin = POSITION_MARGIN.max(object.radius() + POSITION_CLEARANCE);
         let (dx, dy) = (object.centre.0 - 0.5, object.centre.1 - 0.5);
         if dx.abs() >= margin {
@@ -257,6 +272,7 @@ fn position_questions(named: &[&Object]) -> Vec<Question> {
                 QuestionKind::Position,
                 format!("Is the {} on the left or the right?", object.label()),
                 if dx < 0.0 { "left" } else { "right" },
+                vec![i],
             ));
         }
         if dy.abs() >= margin {
@@ -264,6 +280,7 @@ fn position_questions(named: &[&Object]) -> Vec<Question> {
                 QuestionKind::Position,
                 format!("Is the {} at the top or the bottom?", object.label()),
                 if dy < 0.0 { "top" } else { "bottom" },
+                vec![i],
             ));
         }
     }
@@ -273,19 +290,20 @@ fn position_questions(named: &[&Object]) -> Vec<Question> {
 /// "Is there a green square?": "yes" for every named object; "no" for absent colour-and-shape
 /// pairs that share the colour or the shape of some object (near misses), or for any absent pair
 /// when the scene is empty.
-fn exists_questions(scene: &Scene, named: &[&Object]) -> Vec<Question> {
-    let ask = |colour: Colour, shape: Shape, answer: &str| {
+fn exists_questions(scene: &Scene, named: &[(usize, &Object)]) -> Vec<Question> {
+    let ask = |colour: Colour, shape: Shape, answer: &str, about: Vec<usize>| {
         let article = if colour.name().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-        Question::new(QuestionKind::Exists, format!("Is there {article} {} {}?", colour.name(), shape.name()), answer)
+        let text = format!("Is there {article} {} {}?", colour.name(), shape.name());
+        Question::new(QuestionKind::Exists, text, answer, about)
     };
-    let mut out: Vec<Question> = named.iter().map(|o| ask(o.colour, o.shape, YES)).collect();
+    let mut out: Vec<Question> = named.iter().map(|&(i, o)| ask(o.colour, o.shape, YES, vec![i])).collect();
     let objects = &scene.objects;
     for colour in Colour::ALL {
         for shape in Shape::ALL {
             let absent = !objects.iter().any(|o| o.colour == colour && o.shape == shape);
             let near = objects.is_empty() || objects.iter().any(|o| o.colour == colour || o.shape == shape);
             if absent && near {
-                out.push(ask(colour, shape, NO));
+                out.push(ask(colour, shape, NO, Vec::new()));
             }
         }
     }
@@ -294,10 +312,10 @@ fn exists_questions(scene: &Scene, named: &[&Object]) -> Vec<Question> {
 
 /// "Is the red circle left of the blue square?" for every ordered pair of named objects and
 /// relation whose answer is clear.
-fn relation_questions(named: &[&Object]) -> Vec<Question> {
+fn relation_questions(named: &[(usize, &Object)]) -> Vec<Question> {
     let mut out = Vec::new();
-    for (i, a) in named.iter().enumerate() {
-        for (j, b) in named.iter().enumerate() {
+    for &(i, a) in named {
+        for &(j, b) in named {
             if i == j {
                 continue;
             }
@@ -307,6 +325,7 @@ fn relation_questions(named: &[&Object]) -> Vec<Question> {
                         QuestionKind::Relation,
                         format!("Is the {} {} the {}?", a.label(), relation.phrase(), b.label()),
                         if holds { YES } else { NO },
+                        vec![i, j],
                     ));
                 }
             }
@@ -402,6 +421,36 @@ mod tests {
                 assert_eq!(q.answer, q.answer.to_lowercase());
                 for word in q.text.trim_end_matches('?').split(' ') {
                     assert!(vocab.contains(&word), "word {word:?} of {:?} not in the vocabulary", q.text);
+                }
+            }
+        }
+    }
+
+    /// `about` lists exactly the objects the question describes: the counted ones for a count,
+    /// the labelled ones otherwise, none for an absence.
+    #[test]
+    fn about_lists_the_objects_the_answer_reads() {
+        for scene in scenes(300) {
+            for q in questions(&scene, scene.seed) {
+                let t = &q.text;
+                let about: Vec<&Object> = q.about.iter().map(|&i| &scene.objects[i]).collect();
+                match q.kind {
+                    QuestionKind::Count => assert_eq!(q.answer, about.len().to_string(), "{t}"),
+                    QuestionKind::Colour => assert!(about.len() == 1 && t.contains(about[0].shape.name()), "{t}"),
+                    QuestionKind::Shape => assert!(about.len() == 1 && t.contains(about[0].colour.name()), "{t}"),
+                    QuestionKind::Exists if q.answer == NO => assert!(about.is_empty(), "{t}"),
+                    QuestionKind::Position | QuestionKind::Exists => {
+                        assert!(about.len() == 1 && t.contains(&about[0].label()), "{t}")
+                    }
+                    QuestionKind::Relation => {
+                        let (a, b) = (about[0].label(), about[1].label());
+                        assert!(
+                            about.len() == 2
+                                && t.starts_with(&format!("Is the {a} "))
+                                && t.ends_with(&format!(" the {b}?")),
+                            "{t}"
+                        );
+                    }
                 }
             }
         }
