@@ -5,7 +5,7 @@
 //! token. Several questions share one scene, so a batch encodes each image once.
 
 use candle_core::{Device, Tensor};
-use glimpse::dataset::{self, Colour, Scene, SceneConfig, Shape, Split};
+use glimpse::dataset::{self, Colour, Question, QuestionKind, Scene, SceneConfig, Shape, Split};
 use glimpse::gguf::Gguf;
 use glimpse::model::chat::{ChatTemplate, ImageMarkup, Message, Part, TemplateFamily};
 use glimpse::model::config::{TextConfig, VisionConfig};
@@ -24,6 +24,8 @@ pub struct Image {
     /// Per patch (raster order): 0 for background, else 1 + the colour-and-shape class of the
     /// object drawn over it (the auxiliary target; see `model::Aux`).
     pub patch_labels: Vec<u32>,
+    /// Per object of the scene, the patches it covers.
+    pub objects: Vec<Vec<u32>>,
 }
 
 /// One question about an image.
@@ -39,6 +41,10 @@ pub struct Asked {
     /// The visual tokens the question sees, ascending patch indices: all of them, or a
     /// training-time drop (see [`TokenDrop`]), laid out in consecutive slots as a pruned frame is.
     pub keep: Vec<u32>,
+    /// Where the first and the second half of the last decoder layer's heads should look from
+    /// the answer position: the patches of the object the answer is read from (both halves), of
+    /// a relation's first and second object, or none (counts, absences). See `Question::about`.
+    pub look: [Vec<u32>; 2],
 }
 
 /// A scene and the questions asked about it.
@@ -118,7 +124,7 @@ impl Encoder {
         let s = dataset::sample(split, index, &self.scenes, self.size);
         let image = self.image(&s.scene)?;
         let keep = (0..self.n_image as u32).collect();
-        let asked = vec![self.ask(&s.question.text, &s.question.answer, keep)?];
+        let asked = vec![self.ask(&s.question, &image, keep)?];
         Ok(Group { image, asked })
     }
 
@@ -140,33 +146,43 @@ impl Encoder {
         let asked = questions
             .iter()
             .take(n)
-            .map(|q| self.ask(&q.text, &q.answer, drop.keep(&image.patch_labels, rng)))
+            .map(|q| self.ask(q, &image, drop.keep(&image.patch_labels, rng)))
             .collect::<anyhow::Result<_>>()?;
         Ok(Group { image, asked })
     }
 
     fn image(&self, scene: &Scene) -> anyhow::Result<Image> {
         let pre = preprocess::preprocess(&scene.render(self.size, self.size), &self.params, None)?;
-        Ok(Image { pixels: pre.overview, patch_labels: self.patch_labels(scene) })
-    }
-
-    fn ask(&self, question: &str, answer: &str, keep: Vec<u32>) -> anyhow::Result<Asked> {
-        let (before, after) = self.prompt(question)?;
-        let mut answer = self.tokenizer.encode(&format!(" {answer}"))?;
-        answer.push(self.eos);
-        Ok(Asked { before, after, answer, question: self.tokenizer.encode(question)?, keep })
-    }
-
-    fn patch_labels(&self, scene: &Scene) -> Vec<u32> {
-        let mut labels = vec![0u32; self.n_image];
-        for (o, patches) in scene.objects.iter().zip(scene.object_patches(self.size, self.size, self.patch)) {
+        let objects: Vec<Vec<u32>> = scene
+            .object_patches(self.size, self.size, self.patch)
+            .into_iter()
+            .map(|patches| patches.into_iter().map(|p| p as u32).collect())
+            .collect();
+        let mut patch_labels = vec![0u32; self.n_image];
+        for (o, patches) in scene.objects.iter().zip(&objects) {
             let colour = Colour::ALL.iter().position(|&c| c == o.colour).unwrap_or(0);
             let shape = Shape::ALL.iter().position(|&c| c == o.shape).unwrap_or(0);
-            for p in patches {
-                labels[p] = 1 + (colour * Shape::ALL.len() + shape) as u32;
+            for &p in patches {
+                patch_labels[p as usize] = 1 + (colour * Shape::ALL.len() + shape) as u32;
             }
         }
-        labels
+        Ok(Image { pixels: pre.overview, patch_labels, objects })
+    }
+
+    fn ask(&self, q: &Question, image: &Image, keep: Vec<u32>) -> anyhow::Result<Asked> {
+        let (before, after) = self.prompt(&q.text)?;
+        let mut answer = self.tokenizer.encode(&format!(" {}", q.answer))?;
+        answer.push(self.eos);
+        // Not for counts: attention is normalised, so all of it on the counted objects would hide
+        // how many there are. A relation's halves look at one object each, to compare them.
+        let patches = |i: usize| image.objects[q.about[i]].clone();
+        let look = match q.about.len() {
+            _ if q.kind == QuestionKind::Count => [Vec::new(), Vec::new()],
+            1 => [patches(0), patches(0)],
+            2 => [patches(0), patches(1)],
+            _ => [Vec::new(), Vec::new()],
+        };
+        Ok(Asked { before, after, answer, question: self.tokenizer.encode(&q.text)?, keep, look })
     }
 
     /// The prompt's ids before and after the image, as the engine lays out the question.
@@ -209,6 +225,7 @@ impl Encoder {
         let (mut slots, mut image_of) = (vec![0u32; b * len], Vec::with_capacity(b));
         let n_vocab = self.tokenizer.n_vocab();
         let mut questions = vec![0f32; b * n_vocab];
+        let (mut look, mut answer_row) = (vec![0f32; b * 2 * len], vec![0f32; b * len]);
         for (i, (g, a)) in asked().enumerate() {
             image_of.push(g as u32);
             for &id in &a.question {
@@ -223,13 +240,20 @@ impl Encoder {
             for t in 0..len {
                 let row = i * len + t;
                 if (image_at..image_at + k).contains(&t) {
-                    gather.push((b * len + g * p) as u32 + a.keep[t - image_at]);
-                    slots[row] = (1 + i * p) as u32 + a.keep[t - image_at];
+                    let patch = a.keep[t - image_at];
+                    gather.push((b * len + g * p) as u32 + patch);
+                    slots[row] = (1 + i * p) as u32 + patch;
+                    for (half, patches) in a.look.iter().enumerate() {
+                        if patches.contains(&patch) {
+                            look[(i * 2 + half) * len + t] = 1.0;
+                        }
+                    }
                 } else {
                     ids[row] = next_text.next().copied().unwrap_or(0);
                     gather.push(row as u32);
                 }
             }
+            answer_row[i * len + prompt_len - 1] = 1.0;
             for (j, &target) in a.answer.iter().enumerate() {
                 predict.push((i * len + prompt_len - 1 + j) as u32);
                 targets.push(target);
@@ -248,6 +272,14 @@ impl Encoder {
             slots: Tensor::from_vec(slots, b * len, dev)?,
             image_of: Tensor::from_vec(image_of, b, dev)?,
             questions: Tensor::from_vec(questions, (b, n_vocab), dev)?,
+            looks: Tensor::from_vec(looks(&look, len), b, dev)?,
+            look: Tensor::from_vec(look, (b, 2, len), dev)?,
+            answer_row: Tensor::from_vec(answer_row, (b, len), dev)?,
         })
     }
+}
+
+/// 1.0 for each prompt whose two `look` rows (`[b, 2, len]`) both mark some input row.
+fn looks(look: &[f32], len: usize) -> Vec<f32> {
+    look.chunks(2 * len).map(|rows| rows.chunks(len).all(|half| half.contains(&1.0)) as u8 as f32).collect()
 }

@@ -57,7 +57,8 @@ struct Args {
     /// Validation questions
     #[arg(long, default_value_t = 512)]
     val: usize,
-    /// Weight of the auxiliary per-patch object loss on the vision tower (0: answers only)
+    /// Weight of the auxiliary per-patch losses (object and place) on the image rows the decoder
+    /// reads (0: answers only)
     #[arg(long, default_value_t = 0.5)]
     aux: f64,
     /// Weight of background patches in the auxiliary loss (object patches weigh 1)
@@ -67,6 +68,10 @@ struct Args {
     /// the objects
     #[arg(long, default_value_t = 0.2)]
     cls: f64,
+    /// Weight of the loss that points the last decoder layer's attention, at the answer, at the
+    /// objects the answer is read from (attention supervision; 0: none; not with --trim)
+    #[arg(long, default_value_t = 1.0)]
+    look: f64,
     /// Share of training questions that see a random subset of the visual tokens (most object
     /// patches, 5-50% of the background), as pruning sends them
     #[arg(long, default_value_t = 0.3)]
@@ -152,7 +157,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         (0..args.val as u64).map(|i| enc.example(Split::Validation, i)).collect::<anyhow::Result<_>>()?;
 
     let params = ParamsAdamW { lr: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01 };
-    let aux = Aux::new(model.vision_cfg.n_embd, data::N_PATCH_CLASSES, &dev)?;
+    let aux = Aux::new(model.text_cfg.n_embd, data::N_PATCH_CLASSES, model.vision_cfg.patches_per_side(), &dev)?;
     let trained = if args.trim && args.freeze {
         weights.vars_named(TRIM_PREFIX)
     } else {
@@ -185,9 +190,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         next += args.batch as u64;
         let batch = enc.batch(&groups, &dev)?;
         let vision = model.vision(&weights, &batch.pixels)?;
-        let patches = aux.loss(&vision.features, &batch.patch_labels, args.background)?;
-        let mut total = (&patches * args.aux)?;
-        losses.add("patches", scalar(&patches)?);
+        let patches = aux.losses(&vision.embeddings, &batch.patch_labels, args.background)?;
+        let mut total = ((&patches.classes + &patches.place)? * args.aux)?;
+        losses.add("patches", scalar(&patches.classes)?);
+        losses.add("place", scalar(&patches.place)?);
         if let Some(att) = &vision.cls_attention {
             let cls = model::cls_loss(att, &batch.patch_labels)?;
             total = (total + (&cls * args.cls)?)?;
@@ -212,14 +218,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
         let answer = if args.trim {
             let floor = curriculum.floor_at(step);
-            let t =
-                trim::losses(&model, &weights, &enc, &mut groups, (&batch, &vision.features), floor, &mut rng, &dev)?;
+            let t = trim::losses(&model, &weights, &enc, &mut groups, (&batch, &vision), floor, &mut rng, &dev)?;
             total = (total + (&t.distill * args.kd)?)?;
             losses.add("distill", scalar(&t.distill)?);
             losses.add("kept", t.kept);
             t.answer
         } else {
-            model::loss(&model.answer_logits(&weights, &batch, &vision.features, None)?, &batch.targets)?
+            let decoded = model.decoder(&weights, &batch, &vision.embeddings, None)?;
+            if args.look > 0.0 {
+                let look = model::look_loss(&decoded.last_attention, &batch)?;
+                total = (total + (&look * args.look)?)?;
+                losses.add("look", scalar(&look)?);
+            }
+            model::loss(&model.predicted_logits(&weights, &batch, &decoded.hidden)?, &batch.targets)?
         };
         losses.add("answer", scalar(&answer)?);
         opt.backward_step(&(total + &answer)?)?;
@@ -310,7 +321,7 @@ fn patch_accuracy(
     let (mut colour, mut shape, mut total) = (0usize, 0usize, 0usize);
     for chunk in groups.chunks(64) {
         let batch = enc.batch(chunk, dev)?;
-        let predicted = aux.predict(&model.vision(w, &batch.pixels)?.features)?;
+        let predicted = aux.predict(&model.vision(w, &batch.pixels)?.embeddings)?;
         let labels: Vec<u32> = batch.patch_labels.to_vec1()?;
         for (&p, &l) in predicted.iter().zip(&labels).filter(|(_, l)| **l > 0) {
             // A patch called background is wrong on both counts.

@@ -147,48 +147,81 @@ pub struct Batch {
     /// `[b, n_vocab]` each prompt's question as token shares (rows sum to 1): the trimmer's
     /// question mean is `questions . table`.
     pub questions: Tensor,
+    /// `[b, 2, len]` 1.0 on the input rows where the first and the second half of the last
+    /// layer's heads should look from the answer position (see `data::Asked::look`).
+    pub look: Tensor,
+    /// `[b, len]` 1.0 on each prompt's last row, the one that predicts the answer's first token.
+    pub answer_row: Tensor,
+    /// `[b]` 1.0 for prompts whose halves both have some `look` row.
+    pub looks: Tensor,
 }
 
-/// A training-only linear head on the vision tower's patch features that names the object (or
-/// background) under each patch: dense supervision that teaches the tower to see the shapes long
-/// before the answer loss alone would. It is not part of the exported model.
+/// Training-only linear heads on the image rows the decoder receives (the projector's output):
+/// one names the object (or background) under each patch, one places the patch in the image.
+/// Dense supervision that keeps what the questions ask about (colour, shape, place) linearly
+/// readable where the decoder reads it; on the tower's features alone the projector was free to
+/// drop the shapes (shape questions stayed at chance with the decoder's attention on the right
+/// object). Not part of the exported model.
 pub struct Aux {
     w: Var,
     b: Var,
+    place_w: Var,
+    place_b: Var,
+    /// `[n_patches, 2]` each patch's centre, x and y in -1..1.
+    places: Tensor,
+}
+
+/// The auxiliary losses of a batch.
+pub struct AuxLosses {
+    /// Cross-entropy of the patch classes.
+    pub classes: Tensor,
+    /// Mean squared error of the patch places.
+    pub place: Tensor,
 }
 
 impl Aux {
-    pub fn new(n_embd: usize, n_classes: usize, dev: &Device) -> Result<Aux> {
-        let std = 1.0 / (n_embd as f64).sqrt();
+    /// Heads over `n_embd`-wide rows of a `grid` x `grid` patch image.
+    pub fn new(n_embd: usize, n_classes: usize, grid: usize, dev: &Device) -> Result<Aux> {
+        let std = (1.0 / (n_embd as f64).sqrt()) as f32;
+        let centre = |i: usize| (2 * i + 1) as f32 / grid as f32 - 1.0;
+        let places: Vec<f32> = (0..grid * grid).flat_map(|p| [centre(p % grid), centre(p / grid)]).collect();
         Ok(Aux {
-            w: Var::randn(0f32, std as f32, (n_classes, n_embd), dev)?,
+            w: Var::randn(0f32, std, (n_classes, n_embd), dev)?,
             b: Var::zeros(n_classes, DType::F32, dev)?,
+            place_w: Var::randn(0f32, std, (2, n_embd), dev)?,
+            place_b: Var::zeros(2, DType::F32, dev)?,
+            places: Tensor::from_vec(places, (grid * grid, 2), dev)?,
         })
     }
 
     pub fn vars(&self) -> Vec<Var> {
-        vec![self.w.clone(), self.b.clone()]
+        vec![self.w.clone(), self.b.clone(), self.place_w.clone(), self.place_b.clone()]
     }
 
-    /// Cross-entropy of the patch classes from features `[b, n_patches, n_embd]`, averaged with
-    /// background patches weighted by `background`: objects cover few patches, and an unweighted
-    /// mean is mostly the easy background.
-    pub fn loss(&self, features: &Tensor, labels: &Tensor, background: f64) -> Result<Tensor> {
-        let logits = self.logits(features)?;
+    /// The losses on image rows `[b, n_patches, n_embd]`: the patch classes' cross-entropy
+    /// averaged with background patches weighted by `background` (objects cover few patches, and
+    /// an unweighted mean is mostly the easy background), and the places' squared error.
+    pub fn losses(&self, rows: &Tensor, labels: &Tensor, background: f64) -> Result<AuxLosses> {
+        let logits = self.logits(rows)?;
         let nll =
             candle_nn::ops::log_softmax(&logits, D::Minus1)?.gather(&labels.unsqueeze(1)?, 1)?.neg()?.squeeze(1)?;
         let weights = ((object_mask(labels)? * (1.0 - background))? + background)?;
-        (nll * &weights)?.sum_all()? / weights.sum_all()?
+        let classes = ((nll * &weights)?.sum_all()? / weights.sum_all()?)?;
+        let (b, p, d) = rows.dims3()?;
+        let place = rows.reshape((b * p, d))?.matmul(&self.place_w.as_tensor().t()?)?;
+        let place = place.broadcast_add(self.place_b.as_tensor())?.reshape((b, p, 2))?;
+        let place = place.broadcast_sub(&self.places.unsqueeze(0)?)?.sqr()?.mean_all()?;
+        Ok(AuxLosses { classes, place })
     }
 
     /// The most likely class of each patch, `[b * n_patches]`.
-    pub fn predict(&self, features: &Tensor) -> Result<Vec<u32>> {
-        self.logits(features)?.argmax(D::Minus1)?.to_vec1()
+    pub fn predict(&self, rows: &Tensor) -> Result<Vec<u32>> {
+        self.logits(rows)?.argmax(D::Minus1)?.to_vec1()
     }
 
-    fn logits(&self, features: &Tensor) -> Result<Tensor> {
-        let d = features.dim(2)?;
-        features.reshape(((), d))?.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())
+    fn logits(&self, rows: &Tensor) -> Result<Tensor> {
+        let d = rows.dim(2)?;
+        rows.reshape(((), d))?.matmul(&self.w.as_tensor().t()?)?.broadcast_add(self.b.as_tensor())
     }
 }
 
@@ -207,10 +240,35 @@ pub fn cls_loss(cls_attention: &Tensor, labels: &Tensor) -> Result<Tensor> {
     ((cls_attention * mask)?.sum(1)? + 1e-4)?.log()?.neg()?.mean_all()
 }
 
+/// The decoder's output.
+pub struct Decoded {
+    /// `[b * len, n_embd]` the final hidden states, before the output norm.
+    pub hidden: Tensor,
+    /// `[b, n_head, len, len]` the last layer's attention probabilities.
+    pub last_attention: Tensor,
+}
+
+/// How little of the last decoder layer's attention, at the row that predicts the answer, lands
+/// where it should: the mean over the prompts that have targets (`Batch::looks`) and over heads
+/// of `-ln(the head's mass on its half's Batch::look rows)`. Attention supervision: it teaches
+/// the two-hop lookup (question word -> object -> its colour, shape or place) that the answer
+/// loss alone leaves on a long plateau, and gives a relation's two objects to different heads.
+pub fn look_loss(last_attention: &Tensor, batch: &Batch) -> Result<Tensor> {
+    let (b, h, n, _) = last_attention.dims4()?;
+    let at_answer = batch.answer_row.reshape((b, 1, 1, n))?.broadcast_as((b, h, 1, n))?.contiguous()?;
+    let rows = at_answer.matmul(last_attention)?.reshape((b, h, n))?;
+    let half: Vec<u32> = (0..h).map(|i| (2 * i / h) as u32).collect();
+    let targets = batch.look.index_select(&Tensor::new(half, rows.device())?, 1)?;
+    let nll = ((rows * targets)?.sum(2)? + 1e-4)?.log()?.neg()?.mean(1)?;
+    (nll * &batch.looks)?.sum_all()? / (batch.looks.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
+}
+
 /// The vision tower's output.
 pub struct VisionOut {
     /// `[b, n_patches, n_embd]` the feature layer's patch rows (CLS dropped).
     pub features: Tensor,
+    /// `[b, n_patches, n_text]` the projector's output: the decoder's image rows.
+    pub embeddings: Tensor,
     /// `[b, n_patches]` the feature layer's CLS attention over the patches, averaged over heads
     /// (VisionZip's score up to a factor), when the tower has a CLS token.
     pub cls_attention: Option<Tensor>,
@@ -234,8 +292,8 @@ impl Model {
         })
     }
 
-    /// Vision tower: `[b, 3, s, s]` -> patch features `[b, n_patches, n_embd]` (CLS dropped) and
-    /// the feature layer's CLS attention.
+    /// Vision tower and projector: `[b, 3, s, s]` -> patch features (CLS dropped), their LLM
+    /// embeddings and the feature layer's CLS attention.
     pub fn vision(&self, w: &Weights, pixels: &Tensor) -> Result<VisionOut> {
         let c = &self.vision_cfg;
         let (b, p, g) = (pixels.dim(0)?, c.patch_size, c.patches_per_side());
@@ -261,7 +319,7 @@ impl Model {
             if c.has_cls && i + 1 == self.vision.blocks.len() {
                 cls_attention = Some(cls_scores(&q, &k, c.n_head)?.narrow(1, 1, c.n_patches())?);
             }
-            let a = attention(&q, &k, &v, c.n_head, c.n_head, false)?;
+            let (a, _) = attention(&q, &k, &v, c.n_head, c.n_head, false)?;
             x = (x + w.linear(&blk.out, &a)?)?;
             let h = w.layer_norm(&blk.ln2, &x, c.eps)?;
             let f = w.linear(&blk.up, &h)?;
@@ -276,7 +334,8 @@ impl Model {
             x = w.layer_norm(ln, &x, c.eps)?;
         }
         let features = if c.has_cls { x.narrow(1, 1, c.n_patches())? } else { x };
-        Ok(VisionOut { features, cls_attention })
+        let embeddings = self.project(w, &features)?;
+        Ok(VisionOut { features, embeddings, cls_attention })
     }
 
     /// The projector: patch features -> `[b, n_patches, n_text]` LLM embeddings.
@@ -287,34 +346,42 @@ impl Model {
         }
     }
 
-    /// The decoder's final hidden states `[b * len, n_embd]` (before the output norm) on the
-    /// batch's prompts with the images' patch `features`. With `gate` (`[1 + b * n_patches]`,
-    /// indexed by [`Batch::slots`]) each input row is scaled by its entry: the trimmer's
-    /// straight-through gate on the image slots, 1 elsewhere.
-    pub fn decoder(&self, w: &Weights, batch: &Batch, features: &Tensor, gate: Option<&Tensor>) -> Result<Tensor> {
+    /// The decoder on the batch's prompts with the images' projected patch `embeddings`. With `gate`
+    /// (`[1 + b * n_patches]`, indexed by [`Batch::slots`]) each input row is scaled by its
+    /// entry: the trimmer's straight-through gate on the image slots, 1 elsewhere.
+    pub fn decoder(&self, w: &Weights, batch: &Batch, embeddings: &Tensor, gate: Option<&Tensor>) -> Result<Decoded> {
         let c = &self.text_cfg;
         let (b, t, d) = (batch.b, batch.len, c.n_embd);
         let tokens = w.get(&self.text.token_embd.weight).index_select(&batch.ids, 0)?;
-        let image = self.project(w, features)?;
-        let rows = Tensor::cat(&[&tokens, &image.reshape(((), d))?], 0)?;
+        let rows = Tensor::cat(&[&tokens, &embeddings.reshape(((), d))?], 0)?;
         let mut x = rows.index_select(&batch.gather, 0)?;
         if let Some(gate) = gate {
             x = x.broadcast_mul(&gate.index_select(&batch.slots, 0)?.unsqueeze(1)?)?;
         }
         let mut x = x.reshape((b, t, d))?;
         let (cos, sin) = rope_tables(t, c, x.device())?;
+        let mut last_attention = None;
         for l in &self.text.layers {
             let h = w.rms_norm(&l.attn_norm, &x, c.eps)?;
             let q = rope(&w.linear(&l.q, &h)?, c.n_head, &cos, &sin)?;
             let k = rope(&w.linear(&l.k, &h)?, c.n_head_kv, &cos, &sin)?;
             let v = w.linear(&l.v, &h)?;
-            let a = attention(&q, &k, &v, c.n_head, c.n_head_kv, true)?;
+            let (a, p) = attention(&q, &k, &v, c.n_head, c.n_head_kv, true)?;
+            last_attention = Some(p);
             x = (x + w.linear(&l.out, &a)?)?;
             let h = w.rms_norm(&l.ffn_norm, &x, c.eps)?;
             let g = (w.linear(&l.gate, &h)?.silu()? * w.linear(&l.up, &h)?)?;
             x = (x + w.linear(&l.down, &g)?)?;
         }
-        x.reshape((b * t, d))
+        Ok(Decoded {
+            hidden: x.reshape((b * t, d))?,
+            last_attention: last_attention.ok_or_else(|| candle_core::Error::Msg("a decoder without layers".into()))?,
+        })
+    }
+
+    /// Logits `[m, n_vocab]` at the batch's predicted positions of decoded `hidden` rows.
+    pub fn predicted_logits(&self, w: &Weights, batch: &Batch, hidden: &Tensor) -> Result<Tensor> {
+        self.logits(w, &hidden.index_select(&batch.predict, 0)?)
     }
 
     /// Logits `[rows, n_vocab]` of hidden-state rows.
@@ -326,20 +393,19 @@ impl Model {
     /// Logits `[m, n_vocab]` at the batch's predicted positions, and the patch features.
     pub fn target_logits(&self, w: &Weights, batch: &Batch) -> Result<(Tensor, VisionOut)> {
         let vision = self.vision(w, &batch.pixels)?;
-        Ok((self.answer_logits(w, batch, &vision.features, None)?, vision))
+        Ok((self.answer_logits(w, batch, &vision.embeddings, None)?, vision))
     }
 
-    /// Logits `[m, n_vocab]` at the batch's predicted positions, from given patch features and
+    /// Logits `[m, n_vocab]` at the batch's predicted positions, from given patch embeddings and
     /// an optional gate (see [`Model::decoder`]).
     pub fn answer_logits(
         &self,
         w: &Weights,
         batch: &Batch,
-        features: &Tensor,
+        embeddings: &Tensor,
         gate: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let hidden = self.decoder(w, batch, features, gate)?;
-        self.logits(w, &hidden.index_select(&batch.predict, 0)?)
+        self.predicted_logits(w, batch, &self.decoder(w, batch, embeddings, gate)?.hidden)
     }
 
     /// The learned trimmer's scores `[b, n_patches]` of each prompt's visual tokens, as glimpse's
@@ -357,8 +423,6 @@ impl Model {
     }
 }
 
-/// Multi-head attention over `[b, n, heads * hd]` rows (grouped-query when `n_head_kv` is
-/// smaller), scaled by 1/sqrt(hd), optionally causal.
 /// Row 0's (CLS) attention over all `n` keys, averaged over heads: `[b, n]`.
 fn cls_scores(q: &Tensor, k: &Tensor, n_head: usize) -> Result<Tensor> {
     let (b, n, width) = k.dims3()?;
@@ -369,7 +433,17 @@ fn cls_scores(q: &Tensor, k: &Tensor, n_head: usize) -> Result<Tensor> {
     p.mean(1)?.reshape((b, n))
 }
 
-fn attention(q: &Tensor, k: &Tensor, v: &Tensor, n_head: usize, n_head_kv: usize, causal: bool) -> Result<Tensor> {
+/// Multi-head attention over `[b, n, heads * hd]` rows (grouped-query when `n_head_kv` is
+/// smaller), scaled by 1/sqrt(hd), optionally causal: the output rows and the probabilities
+/// `[b, n_head, n, n]`.
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    n_head: usize,
+    n_head_kv: usize,
+    causal: bool,
+) -> Result<(Tensor, Tensor)> {
     let (b, n, width) = q.dims3()?;
     let hd = width / n_head;
     let heads = |x: &Tensor, h: usize| -> Result<Tensor> {
@@ -384,7 +458,7 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, n_head: usize, n_head_kv: usize
     let q = (q * (1.0 / (hd as f64).sqrt()))?;
     let (q, k, v) = (heads(&q, n_head)?, heads(k, n_head_kv)?, heads(v, n_head_kv)?);
     let p = softmax(&q.matmul(&k.t()?)?, causal)?;
-    p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, n, width))
+    Ok((p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, n, width))?, p))
 }
 
 /// cos and sin of llama's rope angles, `[n, rope_dim / 2]`, position-major.
@@ -419,7 +493,7 @@ pub fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Encoder;
+    use crate::data::{Encoder, Group};
     use glimpse::dataset::Split;
     use glimpse::reference::projector::Projector;
     use glimpse::reference::text::{KvCache, Text};
@@ -455,8 +529,8 @@ mod tests {
         let asked: Vec<_> = groups.iter().map(|g| &g.asked[0]).collect();
         assert_ne!(asked[0].before.len() + asked[0].after.len(), asked[1].before.len() + asked[1].after.len());
         let batch = enc.batch(&groups, &dev).unwrap();
-        let features = model.vision(&w, &batch.pixels).unwrap().features;
-        let logits = model.logits(&w, &model.decoder(&w, &batch, &features, None).unwrap()).unwrap();
+        let embeddings = model.vision(&w, &batch.pixels).unwrap().embeddings;
+        let logits = model.logits(&w, &model.decoder(&w, &batch, &embeddings, None).unwrap().hidden).unwrap();
         let n_vocab = model.text_cfg.n_vocab;
         let logits: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
 
@@ -475,6 +549,49 @@ mod tests {
             let want = reference.forward(&x, &mut KvCache::default(), false);
             assert_close(&want, &logits[i * batch.len * n_vocab..][..want.len()], &format!("example {i} logits"));
         }
+    }
+
+    /// Under attention spread evenly over each answer row's prompt, the look loss is the mean of
+    /// `-ln(share of the prompt's rows that hold a kept patch of the half's object)` over heads,
+    /// counted from the examples themselves, and over the prompts that ask about some object; a
+    /// relation's halves look at its two objects.
+    #[test]
+    fn look_loss_is_the_attention_mass_on_the_asked_objects() {
+        let (_, _, _, _, enc) = initial(false);
+        let dev = Device::Cpu;
+        let all: Vec<_> = (0..60).map(|i| enc.example(Split::Validation, i).unwrap()).collect();
+        let look = |g: &Group| g.asked[0].look.clone();
+        let relation = all.iter().find(|g| look(g)[0] != look(g)[1]).expect("a relation");
+        let single = all.iter().filter(|g| !look(g)[0].is_empty() && look(g)[0] == look(g)[1]);
+        let mut groups: Vec<Group> = single.take(2).chain([relation]).cloned().collect();
+        groups.push(all.iter().find(|g| look(g)[0].is_empty()).expect("a question about nothing").clone());
+        // A dropped-token prompt: the look rows follow the kept patches.
+        groups[1].asked[0].keep.retain(|p| p % 2 == 0);
+        for g in &groups {
+            let on_objects = |half: &Vec<u32>| half.iter().all(|&p| g.image.patch_labels[p as usize] > 0);
+            assert!(look(g).iter().all(on_objects), "look at object patches");
+        }
+        let batch = enc.batch(&groups, &dev).unwrap();
+        let (b, len, h) = (batch.b, batch.len, 4);
+        let mut p = vec![0f32; b * h * len * len];
+        let mut want = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            let a = &g.asked[0];
+            let n = a.before.len() + a.keep.len() + a.after.len();
+            for head in 0..h {
+                p[((i * h + head) * len + n - 1) * len..][..n].fill(1.0 / n as f32);
+            }
+            let seen = |half: &Vec<u32>| a.keep.iter().filter(|k| half.contains(k)).count() as f64;
+            let [first, second] = [seen(&a.look[0]), seen(&a.look[1])];
+            if first > 0.0 && second > 0.0 {
+                want.push(-((first / n as f64 + 1e-4).ln() + (second / n as f64 + 1e-4).ln()) / 2.0);
+            }
+        }
+        assert_eq!(want.len(), 3);
+        let p = Tensor::from_vec(p, (b, h, len, len), &dev).unwrap();
+        let got = look_loss(&p, &batch).unwrap().to_scalar::<f32>().unwrap() as f64;
+        let want = want.iter().sum::<f64>() / want.len() as f64;
+        assert!((got - want).abs() < 1e-5 * want, "{got} against {want}");
     }
 
     /// The trimmer's scores are glimpse's reference trimmer's, question by question.

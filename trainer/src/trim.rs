@@ -15,7 +15,7 @@ use glimpse::prune::select::top_k;
 use glimpse::rng::SplitMix64;
 
 use crate::data::{Encoder, Group};
-use crate::model::{Batch, Model, Weights};
+use crate::model::{Batch, Model, VisionOut, Weights};
 
 /// The keep-ratio curriculum.
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +40,7 @@ fn kept(n: usize, ratio: f32) -> usize {
 }
 
 /// One step's losses: the pruned answers' cross-entropy and the distillation KL, with the
-/// pruned batch's logits computed from `features` (the images' patch features, with gradient).
+/// pruned batch's logits computed from the images' patch embeddings (with gradient).
 pub struct TrimLosses {
     pub answer: Tensor,
     pub distill: Tensor,
@@ -50,26 +50,26 @@ pub struct TrimLosses {
 
 /// Prunes every question of `groups` with the trimmer (keep ratios from `[floor, 1]`) and returns
 /// the losses of the pruned batch. `groups` arrive with every token kept, as `dense` (their batch,
-/// with the images' patch `features`) was built, and leave with the pick.
+/// with the images' `vision` output) was built, and leave with the pick.
 #[allow(clippy::too_many_arguments)]
 pub fn losses(
     model: &Model,
     w: &Weights,
     enc: &Encoder,
     groups: &mut [Group],
-    (dense, features): (&Batch, &Tensor),
+    (dense, vision): (&Batch, &VisionOut),
     floor: f32,
     rng: &mut SplitMix64,
     dev: &Device,
 ) -> anyhow::Result<TrimLosses> {
-    let teacher = model.answer_logits(w, dense, &features.detach(), None)?.detach();
-    let scores = model.trim_scores(w, dense, features)?;
+    let teacher = model.answer_logits(w, dense, &vision.embeddings.detach(), None)?.detach();
+    let scores = model.trim_scores(w, dense, &vision.features)?;
     let rows: Vec<Vec<f32>> = scores.to_vec2()?;
     let kept = pick(groups, &rows, || rng.range(floor, 1.0));
     let pruned = enc.batch(groups, dev)?;
     let ones = Tensor::ones(1, DType::F32, dev)?;
     let gate = Tensor::cat(&[&ones, &((&scores - scores.detach())? + 1.0)?.flatten_all()?], 0)?;
-    let logits = model.answer_logits(w, &pruned, features, Some(&gate))?;
+    let logits = model.answer_logits(w, &pruned, &vision.embeddings, Some(&gate))?;
     Ok(TrimLosses { answer: crate::model::loss(&logits, &pruned.targets)?, distill: kl(&teacher, &logits)?, kept })
 }
 
