@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use image::{Rgb, RgbImage};
 
-use crate::dataset::{SceneConfig, Split};
+use crate::dataset::{Sample, SceneConfig, Split};
 use crate::engine::{AskOptions, Engine};
 use crate::model::Error;
 use crate::prune::overlay::{draw_text, text_width};
 use crate::prune::plan::PrunePlan;
+use crate::prune::report::{FrameReport, PatchFate, PatchGrid};
 
 /// The sweep's budgets (share of the frame's visual tokens) and methods.
 pub const SWEEP_BUDGETS: [f64; 5] = [100.0, 50.0, 25.0, 12.5, 6.25];
@@ -28,6 +29,10 @@ pub struct EvalResult {
     pub mean_gflops_executed: f64,
     pub mean_gflops_dense: f64,
     pub mean_ms: f64,
+    /// Of the patches of the objects the questions are about (`Question::about`), the share that
+    /// every pruning stage kept (kept, dominant or contextual; merged and dropped ones are lost):
+    /// whether the plan kept what the answer needs. 1 without pruning.
+    pub object_patches_kept: f64,
     /// (question kind, questions, correct).
     pub by_kind: Vec<(String, usize, usize)>,
 }
@@ -58,6 +63,8 @@ pub fn run(
     let opts = AskOptions { prune: plan.clone(), ..base.clone() };
     let (mut correct, mut tokens, mut exec, mut dense, mut ms) = (0, 0usize, 0.0, 0.0, 0.0);
     let mut by_kind: Vec<(String, usize, usize)> = Vec::new();
+    let patch = engine.vision().cfg.patch_size as u32;
+    let (mut object_patches, mut object_patches_kept) = (0usize, 0usize);
     for i in 0..n {
         let s = crate::dataset::sample(split, i as u64, &cfg, size);
         let t = Instant::now();
@@ -74,6 +81,9 @@ pub fn run(
             None => by_kind.push((kind, 1, ok as usize)),
         }
         let p = a.report.pruning.as_ref();
+        let (cells, kept) = p.map_or_else(|| (1, 1), |p| objects_kept(&s, p, patch));
+        object_patches += cells;
+        object_patches_kept += kept;
         tokens += p.map_or(a.report.image_tokens, |p| p.stages.last().map_or(p.visual_tokens, |s| s.tokens_out));
         exec += p.map_or(0.0, |p| p.flops_executed);
         dense += p.map_or(0.0, |p| p.flops_dense);
@@ -89,8 +99,29 @@ pub fn run(
         mean_gflops_executed: per(exec) / 1e9,
         mean_gflops_dense: per(dense) / 1e9,
         mean_ms: per(ms),
+        object_patches_kept: if object_patches == 0 { 1.0 } else { object_patches_kept as f64 / object_patches as f64 },
         by_kind,
     })
+}
+
+/// The patches of the objects `sample`'s question is about, in the grid of the frame's first
+/// tile (cells `patch` pixels wide, mapped by normalised position so any grid size works), and
+/// how many of them every stage of `report` kept.
+fn objects_kept(sample: &Sample, report: &FrameReport, patch: u32) -> (usize, usize) {
+    let grids: Vec<&PatchGrid> = report.stages.iter().flat_map(|s| &s.grids).filter(|g| g.tile == 0).collect();
+    let Some(first) = grids.first() else {
+        return (0, 0);
+    };
+    let side = |cells: usize| u32::try_from(cells).unwrap_or(u32::MAX).saturating_mul(patch);
+    let objects = sample.scene.object_patches(side(first.cols), side(first.rows), patch);
+    let cells: Vec<usize> = sample.question.about.iter().flat_map(|&o| objects[o].iter().copied()).collect();
+    let survives = |c: usize| {
+        grids
+            .iter()
+            .filter(|g| g.rows == first.rows && g.cols == first.cols)
+            .all(|g| matches!(g.fate(c), PatchFate::Kept | PatchFate::Dominant | PatchFate::Contextual))
+    };
+    (cells.len(), cells.iter().filter(|&&c| survives(c)).count())
 }
 
 /// The sweep's plans: none, then each method at each budget below 100% (adaptive keeps the
@@ -110,18 +141,21 @@ pub fn sweep_plans(methods: &[&str]) -> Vec<PrunePlan> {
 
 /// The results as an aligned table.
 pub fn table(rows: &[EvalResult]) -> String {
-    let mut out =
-        format!("{:<20} {:>9} {:>8} {:>10} {:>10} {:>9}\n", "plan", "accuracy", "tokens", "GFLOP", "of dense", "ms");
+    let mut out = format!(
+        "{:<20} {:>9} {:>8} {:>10} {:>10} {:>9} {:>13}\n",
+        "plan", "accuracy", "tokens", "GFLOP", "of dense", "ms", "objects kept"
+    );
     for r in rows {
         let share = if r.mean_gflops_dense > 0.0 { r.mean_gflops_executed / r.mean_gflops_dense } else { 1.0 };
         out += &format!(
-            "{:<20} {:>8.1}% {:>8.1} {:>10.3} {:>9.1}% {:>9.0}\n",
+            "{:<20} {:>8.1}% {:>8.1} {:>10.3} {:>9.1}% {:>9.0} {:>12.1}%\n",
             r.plan,
             100.0 * r.accuracy,
             r.mean_visual_tokens,
             r.mean_gflops_executed,
             100.0 * share,
-            r.mean_ms
+            r.mean_ms,
+            100.0 * r.object_patches_kept
         );
     }
     out
@@ -237,6 +271,7 @@ fn line(img: &mut RgbImage, a: (i64, i64), b: (i64, i64), c: Rgb<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prune::report::StageReport;
 
     #[test]
     fn answers_are_normalised_to_one_word() {
@@ -256,6 +291,44 @@ mod tests {
         assert!(plans.iter().any(|p| p.to_string() == "visionzip:6.25%"));
     }
 
+    /// The asked-about objects' cells are counted in the first tile's grid, and a cell counts as
+    /// kept only when no stage merged or dropped it; grids of other tiles are ignored.
+    #[test]
+    fn object_patches_kept_follows_every_stage() {
+        let cfg = SceneConfig::default();
+        let sample = (0..50)
+            .map(|i| crate::dataset::sample(Split::Test, i, &cfg, 96))
+            .find(|s| s.question.about.len() == 2)
+            .expect("a relation question");
+        let objects = sample.scene.object_patches(96, 96, 6);
+        let (a, b) = (&objects[sample.question.about[0]], &objects[sample.question.about[1]]);
+        assert!(a.len() >= 2 && !b.is_empty());
+        let mut first = PatchGrid::new(0, 16, 16);
+        first.fates[a[0]] = PatchFate::Merged;
+        first.fates[b[0]] = PatchFate::Dominant;
+        let mut second = PatchGrid::new(0, 16, 16);
+        second.fates[a[1]] = PatchFate::Dropped;
+        let mut other_tile = PatchGrid::new(1, 16, 16);
+        other_tile.fates.fill(PatchFate::Dropped);
+        let stage = |grids| StageReport { name: "s".into(), grids, tokens_in: 256, tokens_out: 200 };
+        let report = |stages| FrameReport {
+            method: "test".into(),
+            budget: None,
+            visual_tokens_dense: 256,
+            visual_tokens: 200,
+            stages,
+            llm_tokens_per_layer: Vec::new(),
+            vision_heads_kept: None,
+            llm_heads_kept: None,
+            flops_dense: 1.0,
+            flops_executed: 1.0,
+            flops_by_stage: Vec::new(),
+        };
+        let both = report(vec![stage(vec![first, other_tile]), stage(vec![second])]);
+        assert_eq!(objects_kept(&sample, &both, 6), (a.len() + b.len(), a.len() + b.len() - 2));
+        assert_eq!(objects_kept(&sample, &report(Vec::new()), 6), (0, 0));
+    }
+
     #[test]
     fn plot_draws_every_method() {
         let row = |plan: &str, g: f64, acc: f64| EvalResult {
@@ -267,6 +340,7 @@ mod tests {
             mean_gflops_executed: g,
             mean_gflops_dense: 1.0,
             mean_ms: 0.0,
+            object_patches_kept: 1.0,
             by_kind: Vec::new(),
         };
         let img = plot(&[row("none", 1.0, 0.9), row("visionzip:50%", 0.5, 0.85), row("visionzip:25%", 0.3, 0.7)]);
