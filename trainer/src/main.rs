@@ -69,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 0.2)]
     cls: f64,
     /// Weight of the loss that points the last decoder layer's attention, at the answer, at the
-    /// objects the answer is read from (attention supervision; 0: none; not with --trim)
+    /// objects the answer is read from (attention supervision; 0: none)
     #[arg(long, default_value_t = 1.0)]
     look: f64,
     /// Share of training questions that see a random subset of the visual tokens (most object
@@ -219,8 +219,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let answer = if args.trim {
             let floor = curriculum.floor_at(step);
             let t = trim::losses(&model, &weights, &enc, &mut groups, (&batch, &vision), floor, &mut rng, &dev)?;
-            total = (total + (&t.distill * args.kd)?)?;
+            total = (total + (&t.distill * args.kd)? + (&t.look * args.look)?)?;
             losses.add("distill", scalar(&t.distill)?);
+            losses.add("look", scalar(&t.look)?);
             losses.add("kept", t.kept);
             t.answer
         } else {

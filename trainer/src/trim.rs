@@ -44,6 +44,8 @@ fn kept(n: usize, ratio: f32) -> usize {
 pub struct TrimLosses {
     pub answer: Tensor,
     pub distill: Tensor,
+    /// The attention supervision on the pruned prompts (`model::look_loss`).
+    pub look: Tensor,
     /// Mean share of visual tokens kept.
     pub kept: f64,
 }
@@ -69,8 +71,14 @@ pub fn losses(
     let pruned = enc.batch(groups, dev)?;
     let ones = Tensor::ones(1, DType::F32, dev)?;
     let gate = Tensor::cat(&[&ones, &((&scores - scores.detach())? + 1.0)?.flatten_all()?], 0)?;
-    let logits = model.answer_logits(w, &pruned, &vision.embeddings, Some(&gate))?;
-    Ok(TrimLosses { answer: crate::model::loss(&logits, &pruned.targets)?, distill: kl(&teacher, &logits)?, kept })
+    let decoded = model.decoder(w, &pruned, &vision.embeddings, Some(&gate))?;
+    let logits = model.predicted_logits(w, &pruned, &decoded.hidden)?;
+    Ok(TrimLosses {
+        answer: crate::model::loss(&logits, &pruned.targets)?,
+        distill: kl(&teacher, &logits)?,
+        look: crate::model::look_loss(&decoded.last_attention, &pruned)?,
+        kept,
+    })
 }
 
 /// Sets every question's keep list to the top `ratio()` of its trimmer scores (`rows`, one per
