@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{D, Device};
+use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
 use glimpse::dataset::Split;
@@ -158,11 +158,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     let params = ParamsAdamW { lr: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01 };
     let aux = Aux::new(model.text_cfg.n_embd, data::N_PATCH_CLASSES, model.vision_cfg.patches_per_side(), &dev)?;
-    let trained = if args.trim && args.freeze {
-        weights.vars_named(TRIM_PREFIX)
-    } else {
-        weights.vars().into_iter().chain(aux.vars()).collect()
-    };
+    let frozen = args.trim && args.freeze;
+    let trained =
+        if frozen { weights.vars_named(TRIM_PREFIX) } else { weights.vars().into_iter().chain(aux.vars()).collect() };
     let mut opt = AdamW::new(trained, params)?;
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let log_path = args.out.join("train-log.tsv");
@@ -190,11 +188,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
         next += args.batch as u64;
         let batch = enc.batch(&groups, &dev)?;
         let vision = model.vision(&weights, &batch.pixels)?;
-        let patches = aux.losses(&vision.embeddings, &batch.patch_labels, args.background)?;
-        let mut total = ((&patches.classes + &patches.place)? * args.aux)?;
-        losses.add("patches", scalar(&patches.classes)?);
-        losses.add("place", scalar(&patches.place)?);
-        if let Some(att) = &vision.cls_attention {
+        // A loss that reaches no trained weight (its weight 0, or the model frozen) is skipped.
+        let mut total = Tensor::zeros((), DType::F32, &dev)?;
+        if args.aux > 0.0 && !frozen {
+            let patches = aux.losses(&vision.embeddings, &batch.patch_labels, args.background)?;
+            total = (total + ((&patches.classes + &patches.place)? * args.aux)?)?;
+            losses.add("patches", scalar(&patches.classes)?);
+            losses.add("place", scalar(&patches.place)?);
+        }
+        if let Some(att) = vision.cls_attention.as_ref().filter(|_| args.cls > 0.0 && !frozen) {
             let cls = model::cls_loss(att, &batch.patch_labels)?;
             total = (total + (&cls * args.cls)?)?;
             losses.add("cls", scalar(&cls)?);
