@@ -31,7 +31,7 @@ pub struct EvalResult {
     pub mean_ms: f64,
     /// Of the patches of the objects the questions are about (`Question::about`), the share that
     /// every pruning stage kept (kept, dominant or contextual; merged and dropped ones are lost):
-    /// whether the plan kept what the answer needs. 1 without pruning.
+    /// whether the plan kept what the answer needs. 1 without pruning (nothing to count).
     pub object_patches_kept: f64,
     /// (question kind, questions, correct).
     pub by_kind: Vec<(String, usize, usize)>,
@@ -81,7 +81,7 @@ pub fn run(
             None => by_kind.push((kind, 1, ok as usize)),
         }
         let p = a.report.pruning.as_ref();
-        let (cells, kept) = p.map_or_else(|| (1, 1), |p| objects_kept(&s, p, patch));
+        let (cells, kept) = p.map_or((0, 0), |p| objects_kept(&s, p, patch));
         object_patches += cells;
         object_patches_kept += kept;
         tokens += p.map_or(a.report.image_tokens, |p| p.stages.last().map_or(p.visual_tokens, |s| s.tokens_out));
@@ -108,18 +108,16 @@ pub fn run(
 /// tile (cells `patch` pixels wide, mapped by normalised position so any grid size works), and
 /// how many of them every stage of `report` kept.
 fn objects_kept(sample: &Sample, report: &FrameReport, patch: u32) -> (usize, usize) {
-    let grids: Vec<&PatchGrid> = report.stages.iter().flat_map(|s| &s.grids).filter(|g| g.tile == 0).collect();
-    let Some(first) = grids.first() else {
+    let mut grids: Vec<&PatchGrid> = report.stages.iter().flat_map(|s| &s.grids).filter(|g| g.tile == 0).collect();
+    let Some(&first) = grids.first() else {
         return (0, 0);
     };
+    grids.retain(|g| g.rows == first.rows && g.cols == first.cols);
     let side = |cells: usize| u32::try_from(cells).unwrap_or(u32::MAX).saturating_mul(patch);
     let objects = sample.scene.object_patches(side(first.cols), side(first.rows), patch);
     let cells: Vec<usize> = sample.question.about.iter().flat_map(|&o| objects[o].iter().copied()).collect();
     let survives = |c: usize| {
-        grids
-            .iter()
-            .filter(|g| g.rows == first.rows && g.cols == first.cols)
-            .all(|g| matches!(g.fate(c), PatchFate::Kept | PatchFate::Dominant | PatchFate::Contextual))
+        grids.iter().all(|g| matches!(g.fate(c), PatchFate::Kept | PatchFate::Dominant | PatchFate::Contextual))
     };
     (cells.len(), cells.iter().filter(|&&c| survives(c)).count())
 }
