@@ -45,6 +45,7 @@ pub struct Asked {
     /// the answer position: the patches of the object the answer is read from (both halves), of
     /// a relation's first and second object, or none (counts, absences). See `Question::about`.
     pub look: [Vec<u32>; 2],
+    pub kind: QuestionKind,
 }
 
 /// A scene and the questions asked about it.
@@ -128,19 +129,20 @@ impl Encoder {
         Ok(Group { image, asked })
     }
 
-    /// Up to `n` of the questions about scene `index` of `split`, drawn with `rng`, each seeing
-    /// the visual tokens `drop` leaves.
+    /// Up to `n` of the questions of the `kinds` about scene `index` of `split`, drawn with
+    /// `rng`, each seeing the visual tokens `drop` leaves.
     pub fn scene(
         &self,
         split: Split,
         index: u64,
-        n: usize,
+        (n, kinds): (usize, &[QuestionKind]),
         drop: TokenDrop,
         rng: &mut SplitMix64,
     ) -> anyhow::Result<Group> {
         let seed = split.seed(index);
         let scene = Scene::generate(seed, &self.scenes);
         let mut questions = dataset::questions(&scene, seed);
+        questions.retain(|q| kinds.contains(&q.kind));
         rng.shuffle(&mut questions);
         let image = self.image(&scene)?;
         let asked = questions
@@ -174,7 +176,11 @@ impl Encoder {
         let mut answer = self.tokenizer.encode(&format!(" {}", q.answer))?;
         answer.push(self.eos);
         // Not for counts: attention is normalised, so all of it on the counted objects would hide
-        // how many there are. A relation's halves look at one object each, to compare them.
+        // how many there are. A relation's halves look at one object each, in the asked order,
+        // to compare them. (Giving the first half the object the question places left of or
+        // above the other would spare the answer an XOR with the relation's direction, but puts
+        // it in the heads' queries, which are linear in the question: "if left then A else B"
+        // is beyond them.)
         let patches = |i: usize| image.objects[q.about[i]].clone();
         let look = match q.about.len() {
             _ if q.kind == QuestionKind::Count => [Vec::new(), Vec::new()],
@@ -182,7 +188,7 @@ impl Encoder {
             2 => [patches(0), patches(1)],
             _ => [Vec::new(), Vec::new()],
         };
-        Ok(Asked { before, after, answer, question: self.tokenizer.encode(&q.text)?, keep, look })
+        Ok(Asked { before, after, answer, question: self.tokenizer.encode(&q.text)?, keep, look, kind: q.kind })
     }
 
     /// The prompt's ids before and after the image, as the engine lays out the question.
@@ -226,7 +232,15 @@ impl Encoder {
         let n_vocab = self.tokenizer.n_vocab();
         let mut questions = vec![0f32; b * n_vocab];
         let (mut look, mut answer_row) = (vec![0f32; b * 2 * len], vec![0f32; b * len]);
+        let mut look_place = vec![0f32; b * 4];
+        let grid = (p as f64).sqrt().round() as u32;
+        let centre = |i: u32| (2 * i + 1) as f32 / grid as f32 - 1.0;
         for (i, (g, a)) in asked().enumerate() {
+            for (half, patches) in a.look.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+                let n = patches.len() as f32;
+                look_place[i * 4 + half * 2] = patches.iter().map(|&q| centre(q % grid)).sum::<f32>() / n;
+                look_place[i * 4 + half * 2 + 1] = patches.iter().map(|&q| centre(q / grid)).sum::<f32>() / n;
+            }
             image_of.push(g as u32);
             for &id in &a.question {
                 questions[i * n_vocab + id as usize] += 1.0 / a.question.len() as f32;
@@ -275,6 +289,7 @@ impl Encoder {
             looks: Tensor::from_vec(looks(&look, len), b, dev)?,
             look: Tensor::from_vec(look, (b, 2, len), dev)?,
             answer_row: Tensor::from_vec(answer_row, (b, len), dev)?,
+            look_place: Tensor::from_vec(look_place, (b, 2, 2), dev)?,
         })
     }
 }

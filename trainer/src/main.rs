@@ -21,7 +21,7 @@ use anyhow::Context;
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
-use glimpse::dataset::Split;
+use glimpse::dataset::{QuestionKind, Split};
 use glimpse::gguf::GgmlType;
 use glimpse::model::names::{TRIM_PREFIX, TRIM_TOKEN_EMBD};
 use glimpse::rng::SplitMix64;
@@ -57,8 +57,8 @@ struct Args {
     /// Validation questions
     #[arg(long, default_value_t = 512)]
     val: usize,
-    /// Weight of the auxiliary per-patch losses (object and place) on the image rows the decoder
-    /// reads (0: answers only)
+    /// Weight of the auxiliary losses (0: answers only): per patch, object and place on the image
+    /// rows the decoder reads; the place the last layer's heads read at the answer
     #[arg(long, default_value_t = 0.5)]
     aux: f64,
     /// Weight of background patches in the auxiliary loss (object patches weigh 1)
@@ -102,9 +102,20 @@ struct Args {
     /// tower) and the decoder from forge's initialisation
     #[arg(long)]
     vision_from: Option<PathBuf>,
+    /// Train and validate on these question kinds only (comma-separated: colour, shape, count,
+    /// position, exists, relation; default all), to study one skill
+    #[arg(long, value_delimiter = ',', value_parser = kind)]
+    only: Vec<QuestionKind>,
     /// First training sample (resume a schedule on fresh data)
     #[arg(long, default_value_t = 0)]
     first_sample: u64,
+}
+
+fn kind(name: &str) -> Result<QuestionKind, String> {
+    QuestionKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+        let names: Vec<&str> = QuestionKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown question kind {name:?}: one of {}", names.join(", "))
+    })
 }
 
 fn main() {
@@ -153,8 +164,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         model.vision_cfg.n_patches(),
         enc.tokenizer().n_vocab()
     );
-    let val: Vec<Group> =
+    let kinds: &[QuestionKind] = if args.only.is_empty() { &QuestionKind::ALL } else { &args.only };
+    let mut val: Vec<Group> =
         (0..args.val as u64).map(|i| enc.example(Split::Validation, i)).collect::<anyhow::Result<_>>()?;
+    val.retain(|g| g.asked.iter().all(|a| kinds.contains(&a.kind)));
 
     let params = ParamsAdamW { lr: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01 };
     let aux = Aux::new(model.text_cfg.n_embd, data::N_PATCH_CLASSES, model.vision_cfg.patches_per_side(), &dev)?;
@@ -183,9 +196,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for step in 1..=args.steps {
         opt.set_learning_rate(schedule(args, step));
         let mut groups: Vec<Group> = (0..args.batch as u64)
-            .map(|i| enc.scene(Split::Train, next + i, args.questions, drop, &mut rng))
+            .map(|i| enc.scene(Split::Train, next + i, (args.questions, kinds), drop, &mut rng))
             .collect::<anyhow::Result<_>>()?;
         next += args.batch as u64;
+        if groups.iter().all(|g| g.asked.is_empty()) {
+            continue; // --only kinds none of these scenes allow
+        }
         let batch = enc.batch(&groups, &dev)?;
         let vision = model.vision(&weights, &batch.pixels)?;
         // A loss that reaches no trained weight (its weight 0, or the model frozen) is skipped.
@@ -233,6 +249,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 total = (total + (&look * args.look)?)?;
                 losses.add("look", scalar(&look)?);
             }
+            if args.aux > 0.0 {
+                let place = aux.attended_place(&decoded.last_heads, &batch)?;
+                total = (total + (&place * args.aux)?)?;
+                losses.add("heads_place", scalar(&place)?);
+            }
             model::loss(&model.predicted_logits(&weights, &batch, &decoded.hidden)?, &batch.targets)?
         };
         losses.add("answer", scalar(&answer)?);
@@ -240,11 +261,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         losses.step();
         progress(step, args.steps, start, &losses, best);
         if step.is_multiple_of(args.eval_every) || step == args.steps {
-            let acc = accuracy(&model, &weights, &enc, &val, &dev)?;
+            let score = accuracy(&model, &weights, &enc, &val, &dev)?;
+            let acc = score.overall();
             let trimmed = if args.trim {
                 let mut pruned = val.clone();
                 trim::prune(&model, &weights, &enc, &mut pruned, 0.25, &dev)?;
-                Some(accuracy(&model, &weights, &enc, &pruned, &dev)?)
+                Some(accuracy(&model, &weights, &enc, &pruned, &dev)?.overall())
             } else {
                 None
             };
@@ -254,8 +276,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             writeln!(log, "{step}\t{secs:.0}\t{loss:.4}\t{acc:.4}\t{column}")?;
             let with_trim = trimmed.map_or(String::new(), |t| format!(", smarttrim:25% {:.1}%", 100.0 * t));
             eprintln!(
-                "\rstep {step}: loss {loss:.4}, validation accuracy {:.1}%{with_trim} ({secs:.0} s)",
-                100.0 * acc
+                "\rstep {step}: loss {loss:.4}, validation accuracy {:.1}%{with_trim} ({secs:.0} s); {}",
+                100.0 * acc,
+                score.by_kind()
             );
             losses = Losses::default();
             // A trimmed model is judged on both what it answers whole and at a quarter of the
@@ -294,21 +317,41 @@ fn schedule(args: &Args, step: usize) -> f64 {
     args.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-/// Share of `examples` whose every answer id (end of generation included) is the argmax under
-/// teacher forcing: exactly the questions greedy decoding answers right.
-fn accuracy(model: &Model, w: &Weights, enc: &Encoder, groups: &[Group], dev: &Device) -> anyhow::Result<f64> {
-    let (mut correct, mut total) = (0, 0);
+/// Right answers per question kind (`QuestionKind::ALL`'s order) out of how many were asked.
+#[derive(Default)]
+struct Score {
+    right: [usize; QuestionKind::ALL.len()],
+    asked: [usize; QuestionKind::ALL.len()],
+}
+
+impl Score {
+    fn overall(&self) -> f64 {
+        self.right.iter().sum::<usize>() as f64 / self.asked.iter().sum::<usize>().max(1) as f64
+    }
+
+    /// "colour 35/36, shape 30/35, ..." over the kinds that were asked.
+    fn by_kind(&self) -> String {
+        let kinds = QuestionKind::ALL.iter().enumerate().filter(|&(i, _)| self.asked[i] > 0);
+        kinds.map(|(i, k)| format!("{} {}/{}", k.name(), self.right[i], self.asked[i])).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Which of `groups`' questions have every answer id (end of generation included) as the argmax
+/// under teacher forcing: exactly the questions greedy decoding answers right.
+fn accuracy(model: &Model, w: &Weights, enc: &Encoder, groups: &[Group], dev: &Device) -> anyhow::Result<Score> {
+    let mut score = Score::default();
     for chunk in groups.chunks(64) {
         let batch = enc.batch(chunk, dev)?;
         let hits: Vec<u8> = model.target_logits(w, &batch)?.0.argmax(D::Minus1)?.eq(&batch.targets)?.to_vec1()?;
         let mut at = 0;
         for a in chunk.iter().flat_map(|g| &g.asked) {
-            correct += hits[at..at + a.answer.len()].iter().all(|&h| h == 1) as usize;
+            let kind = QuestionKind::ALL.iter().position(|&k| k == a.kind).unwrap_or(0);
+            score.right[kind] += hits[at..at + a.answer.len()].iter().all(|&h| h == 1) as usize;
+            score.asked[kind] += 1;
             at += a.answer.len();
-            total += 1;
         }
     }
-    Ok(correct as f64 / total.max(1) as f64)
+    Ok(score)
 }
 
 /// The auxiliary head's accuracy on the object patches of `groups`' images: (colour, shape).
