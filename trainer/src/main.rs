@@ -88,6 +88,9 @@ struct Args {
     /// Weight of the self-distillation loss (KL to the unpruned answer) with --trim
     #[arg(long, default_value_t = 1.0)]
     kd: f64,
+    /// Weight, with --trim, of the loss that scores the patches each answer needs above the rest
+    #[arg(long, default_value_t = 1.0)]
+    keep: f64,
     /// Lowest keep ratio of the --trim curriculum
     #[arg(long, default_value_t = 0.0625)]
     trim_floor: f32,
@@ -237,8 +240,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let answer = if args.trim {
             let floor = curriculum.floor_at(step);
             let t = trim::losses(&model, &weights, &enc, &mut groups, (&batch, &vision), floor, &mut rng, &dev)?;
-            total = (total + (&t.distill * args.kd)? + (&t.look * args.look)?)?;
+            total = (total + (&t.distill * args.kd)? + (&t.look * args.look)? + (&t.keep * args.keep)?)?;
             losses.add("distill", scalar(&t.distill)?);
+            losses.add("keep", scalar(&t.keep)?);
             losses.add("look", scalar(&t.look)?);
             losses.add("kept", t.kept);
             t.answer

@@ -8,7 +8,13 @@
 //! - self-distillation: the pruned model's answer distribution is pulled (KL) towards the same
 //!   weights' unpruned answer on the same question;
 //! - a curriculum: each question's keep ratio is drawn from `[floor, 1]`, and the floor falls
-//!   linearly from 1 to its final value over the first part of the run.
+//!   linearly from 1 to its final value over the first part of the run;
+//! - glimpse's addition, since the generated scenes say where the answer lies: a cross-entropy
+//!   that scores the patches of the objects the answer is read from (every object's, for counts
+//!   and absences) above the rest. The straight-through gradient alone says whether scaling a
+//!   kept token up helps, not whether keeping it does; on some models it taught the trimmer to
+//!   drop the objects (`smarttrim:25%` fell from 63% to 37% of validation questions while the
+//!   keep ratio fell).
 
 use candle_core::{D, DType, Device, Result, Tensor};
 use glimpse::prune::select::top_k;
@@ -46,6 +52,8 @@ pub struct TrimLosses {
     pub distill: Tensor,
     /// The attention supervision on the pruned prompts (`model::look_loss`).
     pub look: Tensor,
+    /// The trimmer's scores against the patches each question needs (`keep_targets`).
+    pub keep: Tensor,
     /// Mean share of visual tokens kept.
     pub kept: f64,
 }
@@ -67,6 +75,7 @@ pub fn losses(
     let teacher = model.answer_logits(w, dense, &vision.embeddings.detach(), None)?.detach();
     let scores = model.trim_scores(w, dense, &vision.features)?;
     let rows: Vec<Vec<f32>> = scores.to_vec2()?;
+    let keep = candle_nn::loss::binary_cross_entropy_with_logit(&scores, &keep_targets(groups, rows[0].len(), dev)?)?;
     let kept = pick(groups, &rows, || rng.range(floor, 1.0));
     let pruned = enc.batch(groups, dev)?;
     let ones = Tensor::ones(1, DType::F32, dev)?;
@@ -77,8 +86,30 @@ pub fn losses(
         answer: crate::model::loss(&logits, &pruned.targets)?,
         distill: kl(&teacher, &logits)?,
         look: crate::model::look_loss(&decoded.last_attention, &pruned)?,
+        keep,
         kept,
     })
+}
+
+/// `[questions, n_patches]` 1.0 on the patches each question of `groups` needs: those of the
+/// objects its answer is read from (`data::Asked::look`), or of every object when the answer
+/// rests on none of them in particular (counts, absences).
+fn keep_targets(groups: &[Group], n_patches: usize, dev: &Device) -> Result<Tensor> {
+    let mut t = Vec::new();
+    for g in groups {
+        for a in &g.asked {
+            let mut row = vec![0f32; n_patches];
+            if a.look.iter().all(|half| half.is_empty()) {
+                row.iter_mut().zip(&g.image.patch_labels).for_each(|(r, &l)| *r = (l > 0) as u8 as f32);
+            }
+            for &p in a.look.iter().flatten() {
+                row[p as usize] = 1.0;
+            }
+            t.extend(row);
+        }
+    }
+    let rows = t.len() / n_patches.max(1);
+    Tensor::from_vec(t, (rows, n_patches), dev)
 }
 
 /// Sets every question's keep list to the top `ratio()` of its trimmer scores (`rows`, one per
@@ -114,4 +145,39 @@ pub fn prune(
     let rows: Vec<Vec<f32>> = model.trim_scores(w, &dense, &features)?.to_vec2()?;
     pick(groups, &rows, || ratio);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glimpse::dataset::Split;
+
+    /// A question about one object keeps that object's patches alone; a relation both objects';
+    /// a question about nothing in particular every object's and no background.
+    #[test]
+    fn keep_targets_are_the_patches_the_answer_needs() {
+        let (text, mmproj) = crate::spec::initial(&crate::spec::spec(false).unwrap()).unwrap();
+        let enc = Encoder::new(&text, &mmproj).unwrap();
+        let all: Vec<Group> = (0..60).map(|i| enc.example(Split::Validation, i).unwrap()).collect();
+        let look = |g: &Group| g.asked[0].look.clone();
+        let single = all.iter().find(|g| !look(g)[0].is_empty() && look(g)[0] == look(g)[1]).expect("one object");
+        let relation = all.iter().find(|g| look(g)[0] != look(g)[1]).expect("a relation");
+        let nothing =
+            all.iter().find(|g| look(g)[0].is_empty() && g.image.objects.len() > 1).expect("a question about nothing");
+        let groups: Vec<Group> = [single, relation, nothing].into_iter().cloned().collect();
+        let n = groups[0].image.patch_labels.len();
+        let rows: Vec<Vec<f32>> = keep_targets(&groups, n, &Device::Cpu).unwrap().to_vec2().unwrap();
+        let kept = |row: &Vec<f32>| (0..n as u32).filter(|&p| row[p as usize] == 1.0).collect::<Vec<u32>>();
+        let sorted = |mut v: Vec<u32>| {
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        assert_eq!(kept(&rows[0]), sorted(look(single)[0].clone()));
+        assert_eq!(kept(&rows[1]), sorted([look(relation)[0].clone(), look(relation)[1].clone()].concat()));
+        let objects: Vec<u32> = (0..n as u32).filter(|&p| nothing.image.patch_labels[p as usize] > 0).collect();
+        assert!(!objects.is_empty());
+        assert_eq!(kept(&rows[2]), objects);
+        assert!(rows.iter().flatten().all(|&v| v == 0.0 || v == 1.0));
+    }
 }
