@@ -141,11 +141,13 @@ fn matvec(
 }
 
 // ---- matvec_blocks -----------------------------------------------------------------------------
-// Whole 32-weight blocks of a row per step: for Q4_0 (18-byte blocks: f16 d, qs[16]), Q5_0 (22: d,
-// qh[4], qs[16]) and Q8_0 (34: d, 32 x i8) one GGUF block, read as the 2 or 3 vec4s covering it
-// and aligned in registers (a block starts at any even byte offset mod 16); for F32, F16 and BF16
-// 8, 4 and 4 aligned vec4s; for Q4_K (144-byte super-blocks of 256, always 16-byte aligned) the
-// super-block's header vec4 and the two vec4s of qs holding the block's nibbles; for Q6_K (210
+// Whole 32-weight blocks of a row per step: for Q4_0 (18-byte blocks: f16 d, qs[16]), Q4_1 (20: d,
+// m, qs[16]), Q5_0 (22: d, qh[4], qs[16]), Q5_1 (24: d, m, qh[4], qs[16]) and Q8_0 (34: d, 32 x
+// i8) one GGUF block, read as the 2 or 3 vec4s covering it and aligned in registers (a block
+// starts at any even byte offset mod 16); for F32, F16 and BF16 8, 4 and 4 aligned vec4s; for
+// Q4_K (144-byte super-blocks of 256, always 16-byte aligned) the super-block's header vec4 and
+// the two vec4s of qs holding the block's nibbles, and for Q5_K (176 bytes, aligned) the two of
+// qh besides; for Q6_K (210
 // bytes, any even offset) 3 + 3 + 2 vec4s covering the block's ql, qh and the scales and d,
 // aligned in registers like Q8_0. The wrapper routes
 // here only when k % 32 == 0, x_offset and x_stride are multiples of 4 and the part's bytes
@@ -161,7 +163,7 @@ fn matvec(
 // the block's vec4s of W, and keeps M x ROWS partial sums in registers. The KT partials of each
 // output meet in workgroup memory (WG * M * ROWS f32); invocations t, t + WG, ... below
 // (WG / KT) * M * ROWS each add KT of them and write one Y element.
-// Overrides: W_TYPE (0, 1, 2, 6, 8, 12, 14 or 30), WG (a multiple of KT), KT (invocations per row group
+// Overrides: W_TYPE (0, 1, 2, 3, 6, 7, 8, 12, 13, 14 or 30), WG (a multiple of KT), KT (invocations per row group
 // along k), M (rows of X, 1..=8), ROWS (weight rows per invocation, 1..=16).
 @group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w4: array<vec4<u32>>;
@@ -173,10 +175,10 @@ const MAX_ROWS_BLOCKS: u32 = 16u;
 
 var<workgroup> red_blk: array<f32, WG * M * ROWS>; // [(WG / KT) * M * ROWS][KT]
 
-// Byte offset of 32-weight block `blk` of the row at `row_base`: for Q4_K and Q6_K its 256-weight
+// Byte offset of 32-weight block `blk` of the row at `row_base`: for the K-quants its 256-weight
 // super-block's.
 fn block_byte(row_base: u32, blk: u32) -> u32 {
-    if (W_TYPE == 12u || W_TYPE == 14u) {
+    if (W_TYPE == 12u || W_TYPE == 13u || W_TYPE == 14u) {
         return row_base + (blk / 8u) * w_block_bytes();
     }
     return row_base + blk * w_block_bytes() * (32u / w_block_size());
@@ -185,16 +187,23 @@ fn block_byte(row_base: u32, blk: u32) -> u32 {
 // The vec4s holding 32 weights (block `blk`) of a row that start at `byte` (block_byte): for F32
 // (8), F16 and BF16 (4) the weights themselves (byte is a multiple of 16); for Q4_0 (2), Q5_0 and
 // Q8_0 (3) the vec4s covering the block, which starts byte % 16 into them (the last may lie past
-// the buffer where Q5_0 needs only two: clamped, unused); for Q4_K the super-block's header (d,
-// dmin, scales[12]) and the 32 bytes of qs holding the block's nibbles; for Q6_K see below.
+// the buffer where Q5_0 needs only two: clamped, unused; Q4_1 and Q5_1 take 3 too); for Q4_K
+// the super-block's header (d, dmin, scales[12]) and the 32 bytes of qs holding the block's
+// nibbles, for Q5_K also its qh[32] (w[3], w[4]); for Q6_K see below.
 fn load_w32(byte: u32, blk: u32) -> array<vec4<u32>, 8> {
     let v = byte / 16u;
     var w: array<vec4<u32>, 8>;
-    if (W_TYPE == 12u) {
-        let qs = v + 1u + 2u * ((blk % 8u) / 2u);
+    if (W_TYPE == 12u || W_TYPE == 13u) {
+        // Q5_K's qh[32] sits between the header and qs.
+        let qh = select(0u, 2u, W_TYPE == 13u);
+        let qs = v + 1u + qh + 2u * ((blk % 8u) / 2u);
         w[0] = w4[v];
         w[1] = w4[qs];
         w[2] = w4[qs + 1u];
+        if (W_TYPE == 13u) {
+            w[3] = w4[v + 1u];
+            w[4] = w4[v + 2u];
+        }
         return w;
     }
     if (W_TYPE == 14u) {
@@ -279,10 +288,10 @@ fn dot32_q6_k(wv: array<vec4<u32>, 8>, s: u32, j: u32, xs: array<vec4<f32>, 8>) 
     return d * (sc0 * s0 + sc1 * s1);
 }
 
-// Q4_K: dot(x, w) over block j (0..7) of a super-block, w = d * sc * q - dmin * m with the
-// 6-bit (sc, m) of sub-block j (ggml's get_scale_min_k4) and q the low (j even) or high nibbles
-// of the 32 qs bytes.
-fn dot32_q4_k(wv: array<vec4<u32>, 8>, j: u32, xs: array<vec4<f32>, 8>) -> f32 {
+// Q4_K / Q5_K: dot(x, w) over block j (0..7) of a super-block, w = d * sc * q - dmin * m with
+// the 6-bit (sc, m) of sub-block j (ggml's get_scale_min_k4) and q the low (j even) or high
+// nibbles of the 32 qs bytes; Q5_K adds bit j of qh[e] as weight e's fifth bit.
+fn dot32_q45_k(wv: array<vec4<u32>, 8>, j: u32, xs: array<vec4<f32>, 8>) -> f32 {
     let h = wv[0];
     let dm = unpack2x16float(h.x);
     // Scale byte i (0..11) is byte i % 4 of h.y, h.z, h.w.
@@ -295,13 +304,25 @@ fn dot32_q4_k(wv: array<vec4<u32>, 8>, j: u32, xs: array<vec4<f32>, 8>) -> f32 {
     let shift = vec4<u32>(4u * (j % 2u));
     var sq = 0.0;
     var sx = 0.0;
+    let five = W_TYPE == 13u;
     for (var i = 0u; i < 4u; i++) {
-        let q0 = (wv[1][i] >> shift.x) & 0x0f0f0f0fu;
-        let q1 = (wv[2][i] >> shift.x) & 0x0f0f0f0fu;
+        var q0 = (wv[1][i] >> shift.x) & 0x0f0f0f0fu;
+        var q1 = (wv[2][i] >> shift.x) & 0x0f0f0f0fu;
+        if (five) {
+            q0 |= ((wv[3][i] >> j) & 0x01010101u) << 4u;
+            q1 |= ((wv[4][i] >> j) & 0x01010101u) << 4u;
+        }
         sq += dot(xs[i], vec4<f32>(unpack4xU8(q0))) + dot(xs[i + 4u], vec4<f32>(unpack4xU8(q1)));
         sx += dot(xs[i], vec4<f32>(1.0)) + dot(xs[i + 4u], vec4<f32>(1.0));
     }
     return dm.x * f32(sc) * sq - dm.y * f32(m) * sx;
+}
+
+// The fifth bits of weights first..first + 3 of a Q5_0 / Q5_1 block (bit e of qh for weight e),
+// each at bit 4 of its byte.
+fn fifth_bits(qh: u32, first: u32) -> vec4<u32> {
+    let spread = vec4<u32>(1u, 2u, 4u, 8u);
+    return min(vec4<u32>((qh >> first) & 15u) & spread, vec4<u32>(1u)) << vec4<u32>(4u);
 }
 
 // dot(x, w) over the 32 weights `wv` (from load_w32) of one row, x = xs[0..8] (4 elements each);
@@ -332,6 +353,21 @@ fn dot32(wv: array<vec4<u32>, 8>, s: u32, xs: array<vec4<f32>, 8>) -> f32 {
             }
             return sum;
         }
+        case 3u, 7u: { // Q4_1: d m qs[16] | Q5_1: d m qh[4] qs[16]; w = d q + m
+            let ws = words_at(wv[0], wv[1], wv[2], s);
+            let dm = unpack2x16float(ws[0].x);
+            let five = W_TYPE == 7u;
+            let qh = select(0u, ws[0].y, five);
+            let qs = select(vec4<u32>(ws[0].yzw, ws[1].x), vec4<u32>(ws[0].zw, ws[1].xy), five);
+            var sx = 0.0;
+            for (var i = 0u; i < 4u; i++) {
+                let lo = vec4<f32>(unpack4xU8(qs[i] & 0x0f0f0f0fu) | select(vec4<u32>(0u), fifth_bits(qh, 4u * i), five));
+                let hi = vec4<f32>(unpack4xU8((qs[i] >> 4u) & 0x0f0f0f0fu) | select(vec4<u32>(0u), fifth_bits(qh, 16u + 4u * i), five));
+                sum += dot(xs[i], lo) + dot(xs[i + 4u], hi);
+                sx += dot(xs[i], vec4<f32>(1.0)) + dot(xs[i + 4u], vec4<f32>(1.0));
+            }
+            return dm.x * sum + dm.y * sx;
+        }
         default: {}
     }
     // Q4_0, Q5_0, Q8_0: each starts with its f16 d, so the payload after it starts 2 bytes in.
@@ -353,13 +389,9 @@ fn dot32(wv: array<vec4<u32>, 8>, s: u32, xs: array<vec4<f32>, 8>) -> f32 {
             let q1 = select(half_word_on(r[1], r[3]), r[3], odd);
             let qh = q0.x;
             let qs = vec4<u32>(q0.yzw, q1.x);
-            let spread = vec4<u32>(1u, 2u, 4u, 8u);
             for (var i = 0u; i < 4u; i++) {
-                // Bits 4i..4i+3 (low nibbles) and 16+4i.. (high) of qh, one per byte at bit 4.
-                let hl = min(vec4<u32>((qh >> (4u * i)) & 15u) & spread, vec4<u32>(1u)) << vec4<u32>(4u);
-                let hh = min(vec4<u32>((qh >> (16u + 4u * i)) & 15u) & spread, vec4<u32>(1u)) << vec4<u32>(4u);
-                let lo = vec4<f32>(unpack4xU8(qs[i] & 0x0f0f0f0fu) | hl) - 16.0;
-                let hi = vec4<f32>(unpack4xU8((qs[i] >> 4u) & 0x0f0f0f0fu) | hh) - 16.0;
+                let lo = vec4<f32>(unpack4xU8(qs[i] & 0x0f0f0f0fu) | fifth_bits(qh, 4u * i)) - 16.0;
+                let hi = vec4<f32>(unpack4xU8((qs[i] >> 4u) & 0x0f0f0f0fu) | fifth_bits(qh, 16u + 4u * i)) - 16.0;
                 sum += dot(xs[i], lo) + dot(xs[i + 4u], hi);
             }
         }
@@ -403,8 +435,8 @@ fn matvec_blocks(
             let byte = block_byte(min(o0 + o, p.n - 1u) * p.row_bytes, blk);
             let wv = load_w32(byte, blk);
             for (var r = 0u; r < M; r++) {
-                if (W_TYPE == 12u) {
-                    acc[r * MAX_ROWS_BLOCKS + o] += dot32_q4_k(wv, blk % 8u, xs[r]);
+                if (W_TYPE == 12u || W_TYPE == 13u) {
+                    acc[r * MAX_ROWS_BLOCKS + o] += dot32_q45_k(wv, blk % 8u, xs[r]);
                 } else if (W_TYPE == 14u) {
                     acc[r * MAX_ROWS_BLOCKS + o] += dot32_q6_k(wv, byte % 16u, blk % 8u, xs[r]);
                 } else {

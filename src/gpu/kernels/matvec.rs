@@ -44,7 +44,7 @@ const BLOCK_KT_MAX: u32 = 8;
 
 /// `Y[r, o] = sum_k X[r, k] * W[o, k]` for `m` rows: X `[m, w.n_in]`, Y `[m, w.n_out]`, the same
 /// contract as [`super::matmul`]. Rows beyond `MATVEC_MAX_M` go in further dispatches. Parts the
-/// block-wise `matvec_blocks` can read (F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K; k a multiple
+/// block-wise `matvec_blocks` can read (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants; k a multiple
 /// of 32; X rows at multiples of 4 floats; whole 16-byte words) run there, the rest on `matvec`.
 pub fn matvec(rec: &mut Recorder, x: &Tensor, w: &Weight, y: &Tensor, m: usize, opts: MatmulOpts) -> Result<(), Error> {
     matvec_with(rec, x, w, y, m, opts, true)
@@ -68,7 +68,7 @@ pub fn matvec_generic(
 /// (its vec4 alias of W).
 fn takes_blocks(w: &Weight, n_rows: usize, x_offset: usize, x_stride: usize) -> bool {
     use GgmlType::*;
-    matches!(w.ty, F32 | F16 | BF16 | Q4_0 | Q5_0 | Q8_0 | Q4K | Q6K)
+    matches!(w.ty, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K)
         && w.n_in.is_multiple_of(32)
         && x_offset.is_multiple_of(4)
         && x_stride.is_multiple_of(4)

@@ -116,11 +116,20 @@ fn matvec_generic_every_type() {
 #[test]
 fn matvec_block_entry_and_fallbacks() {
     let Some(gpu) = gpu() else { return };
-    // `matvec_blocks` (F32, F16, BF16, Q4_0, Q5_0, Q8_0) needs k a multiple of 32, X rows at
+    // `matvec_blocks` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) needs k a multiple of 32, X rows at
     // multiples of 4 floats and parts of whole 16-byte words (n * row_bytes a multiple of 16).
     // Every block offset mod 16 occurs (k = 96, 160: rows of 3 and 5 blocks), rows past n in the
     // last workgroup, strided X and Y (pad 4), all M, the last block of the buffer at every offset.
-    let types = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::F32, GgmlType::F16, GgmlType::BF16];
+    let types = [
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+    ];
     for ty in types {
         for (m, n, k, pad) in [
             (1, 8, 96, 0),
@@ -143,12 +152,14 @@ fn matvec_block_entry_and_fallbacks() {
             run_matvec(gpu, Path::Matvec, ty, 3, 16, 36, true, false, 4);
         }
     }
-    // Q4_K: whole 256-weight super-blocks (every row and part is 16-byte aligned).
-    for (m, n, k, pad) in [(1, 8, 256, 0), (3, 45, 512, 4), (1, 200, 1536, 0), (MATVEC_MAX_M + 2, 24, 256, 4)] {
-        run_matvec(gpu, Path::Matvec, GgmlType::Q4K, m, n, k, m % 2 == 1, m % 2 == 0, pad);
-        run_matvec(gpu, Path::Matmul, GgmlType::Q4K, m, n, k, m % 2 == 0, m % 2 == 1, pad);
+    // Q4_K, Q5_K: whole 256-weight super-blocks (every row and part is 16-byte aligned).
+    for ty in [GgmlType::Q4K, GgmlType::Q5K] {
+        for (m, n, k, pad) in [(1, 8, 256, 0), (3, 45, 512, 4), (1, 200, 1536, 0), (MATVEC_MAX_M + 2, 24, 256, 4)] {
+            run_matvec(gpu, Path::Matvec, ty, m, n, k, m % 2 == 1, m % 2 == 0, pad);
+            run_matvec(gpu, Path::Matmul, ty, m, n, k, m % 2 == 0, m % 2 == 1, pad);
+        }
+        run_matvec(gpu, Path::Matvec, ty, 2, 40, 256, true, true, 5);
     }
-    run_matvec(gpu, Path::Matvec, GgmlType::Q4K, 2, 40, 256, true, true, 5);
     // Q6_K: 210-byte super-blocks at every even offset mod 16 (parts of whole 16-byte words need
     // n * 210 * k / 256 % 16 == 0), the fallback when they are not (n = 9).
     for (m, n, k, pad) in [(1, 8, 256, 0), (3, 40, 512, 4), (1, 200, 1536, 0), (MATVEC_MAX_M + 2, 24, 256, 4)] {
@@ -228,8 +239,18 @@ fn matvec_timing() {
     drop((src, dst));
     println!("copy 64 MiB: {best:.2} ms, {:.2} GB/s (read + write)", 2.0 * (len * 4) as f64 / best / 1e6);
 
-    let types =
-        [GgmlType::Q8_0, GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q6K];
+    let types = [
+        GgmlType::Q8_0,
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+    ];
     for &(n, k) in &shapes {
         for ty in types.into_iter().filter(|t| k % t.block_size() == 0) {
             let mut rng = Rng(1);
