@@ -298,3 +298,22 @@ impl Encoder {
 fn looks(look: &[f32], len: usize) -> Vec<f32> {
     look.chunks(2 * len).map(|rows| rows.chunks(len).all(|half| half.contains(&1.0)) as u8 as f32).collect()
 }
+
+/// Test examples from the first 60 validation questions, by where the last layer's heads look:
+/// questions about one object, a relation, and questions about no object in particular.
+#[cfg(test)]
+pub struct LookExamples {
+    pub single: Vec<Group>,
+    pub relation: Group,
+    pub nothing: Vec<Group>,
+}
+
+#[cfg(test)]
+pub fn look_examples(enc: &Encoder) -> LookExamples {
+    let all: Vec<Group> = (0..60).map(|i| enc.example(Split::Validation, i).unwrap()).collect();
+    let look = |g: &Group| g.asked[0].look.clone();
+    let relation = all.iter().find(|g| look(g)[0] != look(g)[1]).expect("a relation").clone();
+    let single = all.iter().filter(|g| !look(g)[0].is_empty() && look(g)[0] == look(g)[1]).cloned().collect();
+    let nothing = all.iter().filter(|g| look(g)[0].is_empty()).cloned().collect();
+    LookExamples { single, relation, nothing }
+}

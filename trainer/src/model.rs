@@ -522,7 +522,7 @@ pub fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{Encoder, Group};
+    use crate::data::{Encoder, Group, look_examples};
     use glimpse::dataset::Split;
     use glimpse::reference::projector::Projector;
     use glimpse::reference::text::{KvCache, Text};
@@ -588,12 +588,9 @@ mod tests {
     fn look_loss_is_the_attention_mass_on_the_asked_objects() {
         let (_, _, _, _, enc) = initial(false);
         let dev = Device::Cpu;
-        let all: Vec<_> = (0..60).map(|i| enc.example(Split::Validation, i).unwrap()).collect();
         let look = |g: &Group| g.asked[0].look.clone();
-        let relation = all.iter().find(|g| look(g)[0] != look(g)[1]).expect("a relation");
-        let single = all.iter().filter(|g| !look(g)[0].is_empty() && look(g)[0] == look(g)[1]);
-        let mut groups: Vec<Group> = single.take(2).chain([relation]).cloned().collect();
-        groups.push(all.iter().find(|g| look(g)[0].is_empty()).expect("a question about nothing").clone());
+        let ex = look_examples(&enc);
+        let mut groups: Vec<Group> = ex.single[..2].iter().chain([&ex.relation, &ex.nothing[0]]).cloned().collect();
         // A dropped-token prompt: the look rows follow the kept patches.
         groups[1].asked[0].keep.retain(|p| p % 2 == 0);
         for g in &groups {
@@ -631,12 +628,8 @@ mod tests {
     fn attended_place_is_the_error_of_each_halfs_object_centre() {
         let (_, _, model, _, enc) = initial(false);
         let dev = Device::Cpu;
-        let all: Vec<_> = (0..60).map(|i| enc.example(Split::Validation, i).unwrap()).collect();
-        let look = |g: &Group| g.asked[0].look.clone();
-        let relation = all.iter().find(|g| look(g)[0] != look(g)[1]).expect("a relation");
-        let single = all.iter().find(|g| !look(g)[0].is_empty() && look(g)[0] == look(g)[1]).expect("one object");
-        let nothing = all.iter().find(|g| look(g)[0].is_empty()).expect("a question about nothing");
-        let groups: Vec<Group> = [relation, single, nothing].into_iter().cloned().collect();
+        let ex = look_examples(&enc);
+        let groups = vec![ex.relation, ex.single[0].clone(), ex.nothing[0].clone()];
         let batch = enc.batch(&groups, &dev).unwrap();
         let (b, len, d) = (batch.b, batch.len, model.text_cfg.n_embd);
         let aux = Aux::new(d, 2, 16, &dev).unwrap();

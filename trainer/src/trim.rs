@@ -150,7 +150,6 @@ pub fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glimpse::dataset::Split;
 
     /// A question about one object keeps that object's patches alone; a relation both objects';
     /// a question about nothing in particular every object's and no background.
@@ -158,12 +157,10 @@ mod tests {
     fn keep_targets_are_the_patches_the_answer_needs() {
         let (text, mmproj) = crate::spec::initial(&crate::spec::spec(false).unwrap()).unwrap();
         let enc = Encoder::new(&text, &mmproj).unwrap();
-        let all: Vec<Group> = (0..60).map(|i| enc.example(Split::Validation, i).unwrap()).collect();
+        let ex = crate::data::look_examples(&enc);
         let look = |g: &Group| g.asked[0].look.clone();
-        let single = all.iter().find(|g| !look(g)[0].is_empty() && look(g)[0] == look(g)[1]).expect("one object");
-        let relation = all.iter().find(|g| look(g)[0] != look(g)[1]).expect("a relation");
-        let nothing =
-            all.iter().find(|g| look(g)[0].is_empty() && g.image.objects.len() > 1).expect("a question about nothing");
+        let (single, relation) = (&ex.single[0], &ex.relation);
+        let nothing = ex.nothing.iter().find(|g| g.image.objects.len() > 1).expect("a question about nothing");
         let groups: Vec<Group> = [single, relation, nothing].into_iter().cloned().collect();
         let n = groups[0].image.patch_labels.len();
         let rows: Vec<Vec<f32>> = keep_targets(&groups, n, &Device::Cpu).unwrap().to_vec2().unwrap();

@@ -239,18 +239,7 @@ fn matvec_timing() {
     drop((src, dst));
     println!("copy 64 MiB: {best:.2} ms, {:.2} GB/s (read + write)", 2.0 * (len * 4) as f64 / best / 1e6);
 
-    let types = [
-        GgmlType::Q8_0,
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q4K,
-        GgmlType::Q5K,
-        GgmlType::Q6K,
-    ];
+    let types = GgmlType::ALL;
     for &(n, k) in &shapes {
         for ty in types.into_iter().filter(|t| k % t.block_size() == 0) {
             let mut rng = Rng(1);
