@@ -174,6 +174,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     let params = ParamsAdamW { lr: args.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01 };
     let aux = Aux::new(model.text_cfg.n_embd, data::N_PATCH_CLASSES, model.vision_cfg.patches_per_side(), &dev)?;
+    if let Some(dir) = &args.resume
+        && aux.load(dir, &dev)?
+    {
+        eprintln!("auxiliary heads from {}", dir.join(model::AUX_FILE).display());
+    }
     let frozen = args.trim && args.freeze;
     let trained =
         if frozen { weights.vars_named(TRIM_PREFIX) } else { weights.vars().into_iter().chain(aux.vars()).collect() };
@@ -233,6 +238,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 if shape >= best {
                     best = shape;
                     spec::export(&spec, &Arc::new(weights.values()?), GgmlType::F16, &args.out)?;
+                    aux.save(&args.out)?;
                 }
             }
             continue;
@@ -291,6 +297,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             if score >= best {
                 best = score;
                 spec::export(&spec, &Arc::new(weights.values()?), GgmlType::F16, &args.out)?;
+                aux.save(&args.out)?;
             }
         }
     }
