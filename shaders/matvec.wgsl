@@ -361,8 +361,9 @@ fn dot32(wv: array<vec4<u32>, 8>, s: u32, xs: array<vec4<f32>, 8>) -> f32 {
             let qs = select(vec4<u32>(ws[0].yzw, ws[1].x), vec4<u32>(ws[0].zw, ws[1].xy), five);
             var sx = 0.0;
             for (var i = 0u; i < 4u; i++) {
-                let lo = vec4<f32>(unpack4xU8(qs[i] & 0x0f0f0f0fu) | select(vec4<u32>(0u), fifth_bits(qh, 4u * i), five));
-                let hi = vec4<f32>(unpack4xU8((qs[i] >> 4u) & 0x0f0f0f0fu) | select(vec4<u32>(0u), fifth_bits(qh, 16u + 4u * i), five));
+                // Q4_1's qh is 0: no fifth bits.
+                let lo = vec4<f32>(unpack4xU8(qs[i] & 0x0f0f0f0fu) | fifth_bits(qh, 4u * i));
+                let hi = vec4<f32>(unpack4xU8((qs[i] >> 4u) & 0x0f0f0f0fu) | fifth_bits(qh, 16u + 4u * i));
                 sum += dot(xs[i], lo) + dot(xs[i + 4u], hi);
                 sx += dot(xs[i], vec4<f32>(1.0)) + dot(xs[i + 4u], vec4<f32>(1.0));
             }

@@ -55,6 +55,12 @@ pub struct Group {
     pub asked: Vec<Asked>,
 }
 
+/// The centre of patch `p` of a `grid` x `grid` raster, x and y in -1..1.
+pub fn patch_centre(p: usize, grid: usize) -> [f32; 2] {
+    let centre = |i: usize| (2 * i + 1) as f32 / grid as f32 - 1.0;
+    [centre(p % grid), centre(p / grid)]
+}
+
 /// Patch classes: background plus every colour-and-shape pair.
 pub const N_PATCH_CLASSES: usize = 1 + Colour::ALL.len() * Shape::ALL.len();
 
@@ -135,7 +141,8 @@ impl Encoder {
         &self,
         split: Split,
         index: u64,
-        (n, kinds): (usize, &[QuestionKind]),
+        n: usize,
+        kinds: &[QuestionKind],
         drop: TokenDrop,
         rng: &mut SplitMix64,
     ) -> anyhow::Result<Group> {
@@ -233,13 +240,14 @@ impl Encoder {
         let mut questions = vec![0f32; b * n_vocab];
         let (mut look, mut answer_row) = (vec![0f32; b * 2 * len], vec![0f32; b * len]);
         let mut look_place = vec![0f32; b * 4];
-        let grid = (p as f64).sqrt().round() as u32;
-        let centre = |i: u32| (2 * i + 1) as f32 / grid as f32 - 1.0;
+        let grid = (self.size / self.patch) as usize;
         for (i, (g, a)) in asked().enumerate() {
             for (half, patches) in a.look.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-                let n = patches.len() as f32;
-                look_place[i * 4 + half * 2] = patches.iter().map(|&q| centre(q % grid)).sum::<f32>() / n;
-                look_place[i * 4 + half * 2 + 1] = patches.iter().map(|&q| centre(q / grid)).sum::<f32>() / n;
+                for &q in patches {
+                    let [x, y] = patch_centre(q as usize, grid);
+                    look_place[i * 4 + half * 2] += x / patches.len() as f32;
+                    look_place[i * 4 + half * 2 + 1] += y / patches.len() as f32;
+                }
             }
             image_of.push(g as u32);
             for &id in &a.question {

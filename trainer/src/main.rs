@@ -204,7 +204,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for step in 1..=args.steps {
         opt.set_learning_rate(schedule(args, step));
         let mut groups: Vec<Group> = (0..args.batch as u64)
-            .map(|i| enc.scene(Split::Train, next + i, (args.questions, kinds), drop, &mut rng))
+            .map(|i| enc.scene(Split::Train, next + i, args.questions, kinds, drop, &mut rng))
             .collect::<anyhow::Result<_>>()?;
         next += args.batch as u64;
         if groups.iter().all(|g| g.asked.is_empty()) {

@@ -193,8 +193,7 @@ impl Aux {
     /// Heads over `n_embd`-wide rows of a `grid` x `grid` patch image.
     pub fn new(n_embd: usize, n_classes: usize, grid: usize, dev: &Device) -> Result<Aux> {
         let std = (1.0 / (n_embd as f64).sqrt()) as f32;
-        let centre = |i: usize| (2 * i + 1) as f32 / grid as f32 - 1.0;
-        let places: Vec<f32> = (0..grid * grid).flat_map(|p| [centre(p % grid), centre(p / grid)]).collect();
+        let places: Vec<f32> = (0..grid * grid).flat_map(|p| crate::data::patch_centre(p, grid)).collect();
         Ok(Aux {
             w: Var::randn(0f32, std, (n_classes, n_embd), dev)?,
             b: Var::zeros(n_classes, DType::F32, dev)?,

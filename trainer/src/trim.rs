@@ -75,7 +75,7 @@ pub fn losses(
     let teacher = model.answer_logits(w, dense, &vision.embeddings.detach(), None)?.detach();
     let scores = model.trim_scores(w, dense, &vision.features)?;
     let rows: Vec<Vec<f32>> = scores.to_vec2()?;
-    let keep = candle_nn::loss::binary_cross_entropy_with_logit(&scores, &keep_targets(groups, rows[0].len(), dev)?)?;
+    let keep = candle_nn::loss::binary_cross_entropy_with_logit(&scores, &keep_targets(groups, scores.dim(1)?, dev)?)?;
     let kept = pick(groups, &rows, || rng.range(floor, 1.0));
     let pruned = enc.batch(groups, dev)?;
     let ones = Tensor::ones(1, DType::F32, dev)?;
@@ -108,8 +108,7 @@ fn keep_targets(groups: &[Group], n_patches: usize, dev: &Device) -> Result<Tens
             t.extend(row);
         }
     }
-    let rows = t.len() / n_patches.max(1);
-    Tensor::from_vec(t, (rows, n_patches), dev)
+    Tensor::from_vec(t, ((), n_patches), dev)
 }
 
 /// Sets every question's keep list to the top `ratio()` of its trimmer scores (`rows`, one per
