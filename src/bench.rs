@@ -1,13 +1,14 @@
 //! `glimpse bench`: the numbers that matter per frame, measured on this device — vision encode
 //! per tile, prefill and decode throughput, the main GEMM and GEMV kernels' GFLOP/s next to the
-//! device's measured peak and copy bandwidth, and memory. Every figure is the median of several
-//! runs; GPU times come from timestamp queries when the device has them, else wall clock.
+//! device's measured peak, copy bandwidth and shader read rate, where a decode step's time goes,
+//! and memory. Every figure is the median of several runs; GPU times come from timestamp queries
+//! when the device has them, else wall clock.
 
 use std::path::Path;
 use std::time::Instant;
 
 use crate::gguf::{GgmlType, Gguf};
-use crate::gpu::kernels::peak::PeakTiling;
+use crate::gpu::kernels::peak::{PeakTiling, ReadPattern};
 use crate::gpu::kernels::{self, MatmulOpts};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::Error;
@@ -53,8 +54,11 @@ pub struct BenchReport {
     pub mmproj: String,
     /// The best-case f32 GEMM on this device (the peak the other figures are compared with).
     pub peak_gemm: Figure,
-    /// Buffer-to-buffer copy bandwidth, GB/s.
+    /// Buffer-to-buffer copy bandwidth, GB/s (bytes read plus bytes written).
     pub copy_gb_per_s: f64,
+    /// The best case of a shader reading memory (`read_peak.wgsl`, loads only), GB/s: the
+    /// ceiling of the weight-bound decode GEMVs.
+    pub read_gb_per_s: f64,
     /// The main GEMM at the ViT FFN shape with the mmproj's weight type.
     pub gemm: Figure,
     pub gemm_shape: [usize; 3],
@@ -70,10 +74,25 @@ pub struct BenchReport {
     pub prefill_tokens_per_s: f64,
     pub decode_token: Figure,
     pub decode_tokens_per_s: f64,
+    /// Weight bytes a decode step reads (every layer's matrices and the output projection).
+    pub decode_weight_bytes: u64,
+    /// `decode_weight_bytes` over the decode step's time, GB/s.
+    pub decode_gb_per_s: f64,
+    /// One decode step with every dispatch timed on its own: GPU ms and dispatches per entry
+    /// point, largest first. The per-dispatch passes make the sum larger than `decode_token`.
+    pub decode_kernels: Vec<KernelTime>,
     /// (vision + prefill time) / (their FLOPs at the peak rate): the bar is <= 2.
     pub vision_prefill_vs_peak: f64,
     pub gpu_bytes: u64,
     pub peak_rss_bytes: u64,
+}
+
+/// GPU time of one entry point's dispatches in a profiled run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KernelTime {
+    pub entry: String,
+    pub ms: f64,
+    pub dispatches: usize,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -139,6 +158,13 @@ fn random_weight(gpu: &Gpu, ty: GgmlType, n_in: usize, n_out: usize) -> Result<c
 }
 
 /// The type most of a file's matrix bytes use.
+/// Bytes of the weights one decode step reads: every matrix but the token embedding, which it
+/// gathers one row of, unless the output projection is tied to it.
+fn decode_weight_bytes(g: &Gguf) -> u64 {
+    let tied = !g.tensors().iter().any(|t| t.name == "output.weight");
+    g.tensors().iter().filter(|t| t.dims.len() >= 2 && (t.name != "token_embd.weight" || tied)).map(|t| t.n_bytes).sum()
+}
+
 fn main_type(g: &Gguf, prefix: &str) -> GgmlType {
     let mut best = (GgmlType::F32, 0u64);
     for ty in GgmlType::ALL {
@@ -193,9 +219,10 @@ pub fn run(
     let model = TextModel::load(gpu, &tg)?;
     let (vc, tc): (VisionConfig, TextConfig) = (tower.cfg.clone(), model.cfg.clone());
     let (gemm_type, gemv_type) = (main_type(&vg, "v.blk."), main_type(&tg, "blk."));
+    let decode_weight_bytes = decode_weight_bytes(&tg);
     drop((tg, vg));
 
-    progress("device peak (f32 GEMM) and copy bandwidth");
+    progress("device peak (f32 GEMM), copy bandwidth and read rate");
     let (pm, pk, pn) = (1024, 768, 768);
     let a = random(gpu, pm * pk, "peak.a")?;
     let b = random(gpu, pk * pn, "peak.b")?;
@@ -212,6 +239,13 @@ pub fn run(
     })?;
     // Read and write: 2 x 4 bytes per element.
     let copy_gb_per_s = 8.0 * copy_len as f64 / copy.median_ms / 1e6;
+    // The same 64 MiB read by 16 Ki invocations of 256 vec4s each.
+    let (threads, per) = (copy_len / 4 / 256, 256);
+    let pattern = ReadPattern::for_gpu(gpu);
+    let read = measure(gpu, runs, 0.0, Clock::Gpu, |rec| {
+        Ok(kernels::peak::read_peak(rec, &src, &dst, threads, per, pattern)?)
+    })?;
+    let read_gb_per_s = 4.0 * copy_len as f64 / read.median_ms / 1e6;
     drop((a, b, c, src, dst));
 
     progress("main GEMM and GEMV");
@@ -277,6 +311,18 @@ pub fn run(
     let decode_ms = median(&mut times);
     let decode_token =
         Figure { median_ms: decode_ms, runs_ms, flops: decode_flops, gflops_per_s: decode_flops / decode_ms / 1e6 };
+    let mut rec = Recorder::profiled(gpu);
+    kv.set_len(n_prefill);
+    model.embed(&mut rec, &ts, 1)?;
+    model.forward(&mut rec, &ts, &mut kv, 1)?;
+    let profile = rec.finish()?;
+    let mut decode_kernels: Vec<KernelTime> = profile
+        .stage_ms
+        .into_iter()
+        .zip(profile.stage_passes)
+        .map(|((entry, ms), dispatches)| KernelTime { entry, ms, dispatches })
+        .collect();
+    decode_kernels.sort_by(|a, b| b.ms.total_cmp(&a.ms));
 
     let at_peak_ms = (vision_tile.flops + prefill.flops) / (peak_gemm.gflops_per_s * 1e6);
     Ok(BenchReport {
@@ -286,6 +332,7 @@ pub fn run(
         text_model: text.display().to_string(),
         mmproj: mmproj.display().to_string(),
         copy_gb_per_s,
+        read_gb_per_s,
         gemm_shape: [gm, gk, gn],
         gemm_type: gemm_type.to_string(),
         gemv_shape: [vk, vn],
@@ -294,6 +341,9 @@ pub fn run(
         prefill_tokens: n_prefill,
         prefill_tokens_per_s: n_prefill as f64 / prefill.median_ms * 1e3,
         decode_tokens_per_s: 1e3 / decode_token.median_ms,
+        decode_weight_bytes,
+        decode_gb_per_s: decode_weight_bytes as f64 / decode_token.median_ms / 1e6,
+        decode_kernels,
         vision_prefill_vs_peak: (vision_tile.median_ms + prefill.median_ms) / at_peak_ms,
         gpu_bytes: gpu.allocated_bytes(),
         peak_rss_bytes: peak_rss_bytes(),
@@ -313,13 +363,15 @@ impl BenchReport {
         let [m, k, n] = self.gemm_shape;
         let [vk, vn] = self.gemv_shape;
         let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let read = |gb_per_s: f64| 100.0 * gb_per_s / self.read_gb_per_s;
         let rows = [
             ("peak f32 GEMM [1024x768x768]".to_string(), f(&self.peak_gemm)),
-            ("copy bandwidth".into(), format!("{:>10.2} GB/s", self.copy_gb_per_s)),
+            ("copy bandwidth (read + write)".into(), format!("{:>10.2} GB/s", self.copy_gb_per_s)),
+            ("shader read rate".into(), format!("{:>10.2} GB/s", self.read_gb_per_s)),
             (format!("GEMM {} [{m}x{k}x{n}]", self.gemm_type), f(&self.gemm)),
             (
                 format!("GEMV {} [{vk}x{vn}]", self.gemv_type),
-                format!("{}  {:.2} GB/s", f(&self.gemv), self.gemv_gb_per_s),
+                format!("{}  {:.2} GB/s ({:.0}% of read)", f(&self.gemv), self.gemv_gb_per_s, read(self.gemv_gb_per_s)),
             ),
             ("vision encode, one tile".into(), f(&self.vision_tile)),
             (
@@ -330,6 +382,10 @@ impl BenchReport {
                 "decode, per token".into(),
                 format!("{}  {:.2} tokens/s", f(&self.decode_token), self.decode_tokens_per_s),
             ),
+            (
+                format!("decode weights, {:.1} MB per token", self.decode_weight_bytes as f64 / 1e6),
+                format!("{:>10.2} GB/s ({:.0}% of read)", self.decode_gb_per_s, read(self.decode_gb_per_s)),
+            ),
             ("vision + prefill vs. peak".into(), format!("{:>10.2} x the time at peak", self.vision_prefill_vs_peak)),
             ("GPU memory allocated".into(), format!("{:>10.1} MiB", mib(self.gpu_bytes))),
             ("peak host RSS".into(), format!("{:>10.1} MiB", mib(self.peak_rss_bytes))),
@@ -338,6 +394,12 @@ impl BenchReport {
         s += &format!("model   {} + {}\n\n", self.text_model, self.mmproj);
         for (label, value) in rows {
             s += &format!("{label:<34}{value}\n");
+        }
+        let profiled: f64 = self.decode_kernels.iter().map(|k| k.ms).sum();
+        s += &format!("\ndecode step by kernel (each dispatch timed alone: {profiled:.1} ms in all)\n");
+        for k in &self.decode_kernels {
+            let share = 100.0 * k.ms / profiled;
+            s += &format!("  {:<32}{:>10.2} ms  {share:>5.1}%  {} dispatches\n", k.entry, k.ms, k.dispatches);
         }
         s
     }

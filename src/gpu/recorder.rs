@@ -1,6 +1,7 @@
 //! Batches kernel dispatches into one submit: parameters go into one uniform arena, each named
 //! stage becomes a compute pass (timed with timestamp queries when the device has them), and
-//! readbacks are copied out at the end. The CPU waits once, in `finish`.
+//! readbacks are copied out at the end. The CPU waits once, in `finish`. A profiled recorder
+//! times every dispatch instead, each in a pass of its own named by its entry point.
 
 use bytemuck::Pod;
 
@@ -24,6 +25,8 @@ enum Op {
 #[derive(Debug, Default)]
 pub struct Finished {
     pub stage_ms: Vec<(String, f64)>,
+    /// Passes summed into each `stage_ms` entry (a profiled recorder's dispatches per entry).
+    pub stage_passes: Vec<usize>,
     readbacks: Vec<Vec<u8>>,
 }
 
@@ -46,11 +49,19 @@ pub struct Recorder<'g> {
     ops: Vec<Op>,
     reads: Vec<(wgpu::Buffer, u64, u64)>,
     n_dispatches: usize,
+    profiled: bool,
 }
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, uniforms: Vec::new(), ops: Vec::new(), reads: Vec::new(), n_dispatches: 0 }
+        Recorder { gpu, uniforms: Vec::new(), ops: Vec::new(), reads: Vec::new(), n_dispatches: 0, profiled: false }
+    }
+
+    /// A recorder that times each dispatch in a pass of its own, summed per entry point in
+    /// `Finished::stage_ms`; its `stage` calls are ignored. Where a forward pass spends its time,
+    /// at the cost of one pass per dispatch (slower in all than the batched stages).
+    pub fn profiled(gpu: &'g Gpu) -> Self {
+        Recorder { profiled: true, ..Recorder::new(gpu) }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -59,7 +70,9 @@ impl<'g> Recorder<'g> {
 
     /// Starts a named stage; its dispatches run in their own compute pass and are timed together.
     pub fn stage(&mut self, name: impl Into<String>) {
-        self.ops.push(Op::Stage(name.into()));
+        if !self.profiled {
+            self.ops.push(Op::Stage(name.into()));
+        }
     }
 
     /// Records one dispatch. `buffers` bind to `@binding(0..n)` of group 0 in order; `params`
@@ -79,6 +92,9 @@ impl<'g> Recorder<'g> {
             return Ok(());
         }
         let pipeline = self.gpu.pipeline(key)?;
+        if self.profiled {
+            self.ops.push(Op::Stage(key.entry.to_string()));
+        }
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let params_offset = self.uniforms.len().next_multiple_of(align);
         self.uniforms.resize(params_offset, 0);
@@ -217,7 +233,7 @@ impl<'g> Recorder<'g> {
             let view = s.get_mapped_range(..).map_err(|e| Error::Wgpu(e.to_string()))?;
             readbacks.push(view[..*size as usize].to_vec());
         }
-        let mut stage_ms = Vec::new();
+        let (mut stage_ms, mut stage_passes) = (Vec::new(), Vec::new());
         if timestamp_buffer.is_some() {
             let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&readbacks.pop().unwrap_or_default());
             let period = gpu.queue.get_timestamp_period() as f64;
@@ -225,13 +241,19 @@ impl<'g> Recorder<'g> {
                 let (t0, t1) = (raw.get(2 * i).copied().unwrap_or(0), raw.get(2 * i + 1).copied().unwrap_or(0));
                 let ms = t1.saturating_sub(t0) as f64 * period / 1e6;
                 // A stage split by copies is several passes: one entry, their sum.
-                match stage_ms.iter_mut().find(|(n, _): &&mut (String, f64)| *n == name) {
-                    Some((_, total)) => *total += ms,
-                    None => stage_ms.push((name, ms)),
+                match stage_ms.iter().position(|(n, _): &(String, f64)| *n == name) {
+                    Some(at) => {
+                        stage_ms[at].1 += ms;
+                        stage_passes[at] += 1;
+                    }
+                    None => {
+                        stage_ms.push((name, ms));
+                        stage_passes.push(1);
+                    }
                 }
             }
         }
-        Ok(Finished { stage_ms, readbacks })
+        Ok(Finished { stage_ms, stage_passes, readbacks })
     }
 }
 

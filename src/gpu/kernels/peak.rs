@@ -1,5 +1,7 @@
-//! `gemm_f32_peak.wgsl`: C = A B with A `[m, k]` and B `[k, n]` plain f32, the best-case GEMM that
-//! defines the device's "peak" in docs/perf.md. Benchmarks call it; models never do.
+//! The device's best cases, which docs/perf.md and `glimpse bench` compare the model's kernels with.
+//! Benchmarks call them; models never do.
+//! - `gemm_f32_peak.wgsl`: C = A B with A `[m, k]` and B `[k, n]` plain f32, the peak GEMM.
+//! - `read_peak.wgsl`: an XOR fold of a buffer, the shader read rate that bounds a GEMV.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -60,4 +62,63 @@ pub fn gemm_f32_peak(
     let key = PipelineKey { shader: "gemm_f32_peak", entry, constants: vec![] };
     let groups = [(n as u32).div_ceil(tile), (m as u32).div_ceil(tile), 1];
     rec.dispatch(&key, &[a.buffer(), b.buffer(), c.buffer()], &params, groups)
+}
+
+/// Which entry point of `read_peak.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPattern {
+    /// `read_peak_runs`: each invocation reads a contiguous run (CPU adapters).
+    Runs,
+    /// `read_peak_strided`: adjacent invocations read adjacent vec4s (coalesced, GPUs).
+    Strided,
+}
+
+impl ReadPattern {
+    pub const ALL: [ReadPattern; 2] = [ReadPattern::Runs, ReadPattern::Strided];
+
+    /// The pattern a device of this kind reads fastest with.
+    pub fn for_gpu(gpu: &Gpu) -> ReadPattern {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu { ReadPattern::Runs } else { ReadPattern::Strided }
+    }
+}
+
+/// Invocations per workgroup of `read_peak.wgsl`.
+const READ_WG: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ReadParams {
+    threads: u32,
+    per: u32,
+    _pad: [u32; 2],
+}
+
+/// `dst[g]` = the XOR of the words invocation g of `threads` reads, each reading `per` of the
+/// `threads * per` vec4s at the start of `src` (16 bytes each) in `pattern`; `threads` a multiple
+/// of 64.
+pub fn read_peak(
+    rec: &mut Recorder,
+    src: &Tensor,
+    dst: &Tensor,
+    threads: usize,
+    per: usize,
+    pattern: ReadPattern,
+) -> Result<(), Error> {
+    if threads == 0 || !threads.is_multiple_of(READ_WG) || src.len() < 4 * threads * per || dst.len() < threads {
+        return Err(Error::Invalid {
+            kernel: "read_peak",
+            what: format!(
+                "{threads} invocations (a multiple of {READ_WG}) x {per} vec4s with src {} and dst {} words",
+                src.len(),
+                dst.len()
+            ),
+        });
+    }
+    let params = ReadParams { threads: threads as u32, per: per as u32, _pad: [0; 2] };
+    let entry = match pattern {
+        ReadPattern::Runs => "read_peak_runs",
+        ReadPattern::Strided => "read_peak_strided",
+    };
+    let key = PipelineKey { shader: "read_peak", entry, constants: vec![] };
+    rec.dispatch(&key, &[src.buffer(), dst.buffer()], &params, [(threads / READ_WG) as u32, 1, 1])
 }

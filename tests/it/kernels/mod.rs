@@ -13,6 +13,7 @@ mod im2col;
 mod norm;
 mod pixel_shuffle;
 mod prune;
+mod read_peak;
 mod rope;
 mod topk;
 mod unary;
