@@ -8,7 +8,7 @@ pub mod qa;
 pub mod scene;
 pub mod split;
 
-pub use qa::{Question, QuestionKind, questions};
+pub use qa::{Question, QuestionKind, Relation, questions};
 pub use scene::{Background, ClutterItem, Colour, Object, Scene, SceneConfig, Shape, Size};
 pub use split::{Sample, Split, sample};
 

@@ -82,17 +82,19 @@ pub struct Question {
     /// described, both objects of a relation, every object counted. Empty when the answer rests
     /// on an absence ("no" to an existence question, a count of "0").
     pub about: Vec<usize>,
+    /// A relation question's relation (`about[0]` stands in it to `about[1]`).
+    pub relation: Option<Relation>,
 }
 
 impl Question {
     fn new(kind: QuestionKind, text: String, answer: &str, about: Vec<usize>) -> Self {
-        Self { text, answer: answer.to_string(), kind, about }
+        Self { text, answer: answer.to_string(), kind, about, relation: None }
     }
 }
 
 /// A pairwise spatial relation between two objects' centres.
-#[derive(Clone, Copy, Debug)]
-enum Relation {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Relation {
     LeftOf,
     RightOf,
     Above,
@@ -100,9 +102,9 @@ enum Relation {
 }
 
 impl Relation {
-    const ALL: [Relation; 4] = [Relation::LeftOf, Relation::RightOf, Relation::Above, Relation::Below];
+    pub const ALL: [Relation; 4] = [Relation::LeftOf, Relation::RightOf, Relation::Above, Relation::Below];
 
-    fn phrase(self) -> &'static str {
+    pub fn phrase(self) -> &'static str {
         match self {
             Relation::LeftOf => "left of",
             Relation::RightOf => "right of",
@@ -321,12 +323,10 @@ fn relation_questions(named: &[(usize, &Object)]) -> Vec<Question> {
             }
             for relation in Relation::ALL {
                 if let Some(holds) = relation.holds(a, b) {
-                    out.push(Question::new(
-                        QuestionKind::Relation,
-                        format!("Is the {} {} the {}?", a.label(), relation.phrase(), b.label()),
-                        if holds { YES } else { NO },
-                        vec![i, j],
-                    ));
+                    let text = format!("Is the {} {} the {}?", a.label(), relation.phrase(), b.label());
+                    let answer = if holds { YES } else { NO };
+                    let question = Question::new(QuestionKind::Relation, text, answer, vec![i, j]);
+                    out.push(Question { relation: Some(relation), ..question });
                 }
             }
         }

@@ -46,6 +46,8 @@ pub struct Asked {
     /// a relation's first and second object, or none (counts, absences). See `Question::about`.
     pub look: [Vec<u32>; 2],
     pub kind: QuestionKind,
+    /// A relation's index in `dataset::Relation::ALL` (left of, right of, above, below).
+    pub relation: Option<u32>,
 }
 
 /// A scene and the questions asked about it.
@@ -195,7 +197,16 @@ impl Encoder {
             2 => [patches(0), patches(1)],
             _ => [Vec::new(), Vec::new()],
         };
-        Ok(Asked { before, after, answer, question: self.tokenizer.encode(&q.text)?, keep, look, kind: q.kind })
+        Ok(Asked {
+            before,
+            after,
+            answer,
+            question: self.tokenizer.encode(&q.text)?,
+            keep,
+            look,
+            kind: q.kind,
+            relation: q.relation.map(|r| r as u32),
+        })
     }
 
     /// The prompt's ids before and after the image, as the engine lays out the question.
@@ -240,6 +251,7 @@ impl Encoder {
         let mut questions = vec![0f32; b * n_vocab];
         let (mut look, mut answer_row) = (vec![0f32; b * 2 * len], vec![0f32; b * len]);
         let mut look_place = vec![0f32; b * 4];
+        let (mut relation, mut relations) = (vec![0u32; b], vec![0f32; b]);
         let grid = (self.size / self.patch) as usize;
         for (i, (g, a)) in asked().enumerate() {
             for (half, patches) in a.look.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
@@ -248,6 +260,9 @@ impl Encoder {
                     look_place[i * 4 + half * 2] += x / patches.len() as f32;
                     look_place[i * 4 + half * 2 + 1] += y / patches.len() as f32;
                 }
+            }
+            if let Some(r) = a.relation {
+                (relation[i], relations[i]) = (r, 1.0);
             }
             image_of.push(g as u32);
             for &id in &a.question {
@@ -298,6 +313,8 @@ impl Encoder {
             look: Tensor::from_vec(look, (b, 2, len), dev)?,
             answer_row: Tensor::from_vec(answer_row, (b, len), dev)?,
             look_place: Tensor::from_vec(look_place, (b, 2, 2), dev)?,
+            relation: Tensor::from_vec(relation, b, dev)?,
+            relations: Tensor::from_vec(relations, b, dev)?,
         })
     }
 }

@@ -58,7 +58,8 @@ struct Args {
     #[arg(long, default_value_t = 512)]
     val: usize,
     /// Weight of the auxiliary losses (0: answers only): per patch, object and place on the image
-    /// rows the decoder reads; the place the last layer's heads read at the answer
+    /// rows the decoder reads; the place the last layer's heads read at the answer; a relation's
+    /// direction and place difference at the last feed-forward's input
     #[arg(long, default_value_t = 0.5)]
     aux: f64,
     /// Weight of background patches in the auxiliary loss (object patches weigh 1)
@@ -263,6 +264,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 let place = aux.attended_place(&decoded.last_heads, &batch)?;
                 total = (total + (&place * args.aux)?)?;
                 losses.add("heads_place", scalar(&place)?);
+                let factors = aux.relation_factors(&decoded.last_ffn_input, &batch)?;
+                total = (total + (&factors * args.aux)?)?;
+                losses.add("factors", scalar(&factors)?);
             }
             model::loss(&model.predicted_logits(&weights, &batch, &decoded.hidden)?, &batch.targets)?
         };

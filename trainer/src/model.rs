@@ -160,6 +160,10 @@ pub struct Batch {
     /// `[b, 2, 2]` the centre (x, y in -1..1) of the object each half of the heads looks at
     /// (0 where `looks` is 0).
     pub look_place: Tensor,
+    /// `[b]` each relation's direction (0 left of, 1 right of, 2 above, 3 below; 0 otherwise).
+    pub relation: Tensor,
+    /// `[b]` 1.0 for relation prompts.
+    pub relations: Tensor,
 }
 
 /// Training-only linear heads on the image rows the decoder receives (the projector's output):
@@ -177,6 +181,12 @@ pub struct Aux {
     /// heads reads at the answer row.
     heads_w: Var,
     heads_b: Var,
+    /// `[4, n_embd]`, `[4]`, `[2, n_embd]`, `[2]`: a relation's direction and the difference of
+    /// its two objects' centres, read off the last layer's feed-forward input at the answer row.
+    rel_w: Var,
+    rel_b: Var,
+    diff_w: Var,
+    diff_b: Var,
     /// `[n_patches, 2]` each patch's centre, x and y in -1..1.
     places: Tensor,
 }
@@ -201,6 +211,10 @@ impl Aux {
             place_b: Var::zeros(2, DType::F32, dev)?,
             heads_w: Var::randn(0f32, std, (2, 2, n_embd / 2), dev)?,
             heads_b: Var::zeros((2, 2), DType::F32, dev)?,
+            rel_w: Var::randn(0f32, std, (4, n_embd), dev)?,
+            rel_b: Var::zeros(4, DType::F32, dev)?,
+            diff_w: Var::randn(0f32, std, (2, n_embd), dev)?,
+            diff_b: Var::zeros(2, DType::F32, dev)?,
             places: Tensor::from_vec(places, (grid * grid, 2), dev)?,
         })
     }
@@ -209,7 +223,7 @@ impl Aux {
         self.named().into_iter().map(|(_, v)| v.clone()).collect()
     }
 
-    fn named(&self) -> [(&'static str, &Var); 6] {
+    fn named(&self) -> [(&'static str, &Var); 10] {
         [
             ("class.weight", &self.w),
             ("class.bias", &self.b),
@@ -217,6 +231,10 @@ impl Aux {
             ("place.bias", &self.place_b),
             ("heads.weight", &self.heads_w),
             ("heads.bias", &self.heads_b),
+            ("relation.weight", &self.rel_w),
+            ("relation.bias", &self.rel_b),
+            ("difference.weight", &self.diff_w),
+            ("difference.bias", &self.diff_b),
         ]
     }
 
@@ -272,6 +290,26 @@ impl Aux {
         (err * &batch.looks)?.sum_all()? / (batch.looks.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
     }
 
+    /// How poorly the last layer's feed-forward input at the answer row (`ffn_input`
+    /// `[b, len, n_embd]`) holds a relation's two factors: the cross-entropy of its direction and
+    /// the squared error of the difference of its objects' centres, linear read-outs, over the
+    /// relation prompts. Their product is the answer; the feed-forward's gate times up can form it
+    /// only once both are there.
+    pub fn relation_factors(&self, ffn_input: &Tensor, batch: &Batch) -> Result<Tensor> {
+        let (b, n, d) = ffn_input.dims3()?;
+        let h = batch.answer_row.reshape((b, 1, n))?.matmul(ffn_input)?.reshape((b, d))?;
+        let logits = h.matmul(&self.rel_w.as_tensor().t()?)?.broadcast_add(self.rel_b.as_tensor())?;
+        let nll = candle_nn::ops::log_softmax(&logits, D::Minus1)?
+            .gather(&batch.relation.unsqueeze(1)?, 1)?
+            .neg()?
+            .squeeze(1)?;
+        let diff = (batch.look_place.narrow(1, 0, 1)? - batch.look_place.narrow(1, 1, 1)?)?.reshape((b, 2))?;
+        let read = h.matmul(&self.diff_w.as_tensor().t()?)?.broadcast_add(self.diff_b.as_tensor())?;
+        let err = (read - diff)?.sqr()?.sum(1)?;
+        let per = (nll + err)?;
+        (per * &batch.relations)?.sum_all()? / (batch.relations.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
+    }
+
     /// The losses on image rows `[b, n_patches, n_embd]`: the patch classes' cross-entropy
     /// averaged with background patches weighted by `background` (objects cover few patches, and
     /// an unweighted mean is mostly the easy background), and the places' squared error.
@@ -322,6 +360,8 @@ pub struct Decoded {
     pub last_attention: Tensor,
     /// `[b, len, n_embd]` the last layer's heads' outputs, before the output projection.
     pub last_heads: Tensor,
+    /// `[b, len, n_embd]` the last layer's feed-forward input (after its norm).
+    pub last_ffn_input: Tensor,
 }
 
 /// How little of the last decoder layer's attention, at the row that predicts the answer, lands
@@ -437,6 +477,7 @@ impl Model {
         let mut x = x.reshape((b, t, d))?;
         let (cos, sin) = rope_tables(t, c, x.device())?;
         let mut last = None;
+        let mut last_ffn_input = None;
         for l in &self.text.layers {
             let h = w.rms_norm(&l.attn_norm, &x, c.eps)?;
             let q = rope(&w.linear(&l.q, &h)?, c.n_head, &cos, &sin)?;
@@ -448,10 +489,12 @@ impl Model {
             let h = w.rms_norm(&l.ffn_norm, &x, c.eps)?;
             let g = (w.linear(&l.gate, &h)?.silu()? * w.linear(&l.up, &h)?)?;
             x = (x + w.linear(&l.down, &g)?)?;
+            last_ffn_input = Some(h);
         }
         let (last_attention, last_heads) =
             last.ok_or_else(|| candle_core::Error::Msg("a decoder without layers".into()))?;
-        Ok(Decoded { hidden: x.reshape((b * t, d))?, last_attention, last_heads })
+        let last_ffn_input = last_ffn_input.unwrap_or_else(|| x.clone());
+        Ok(Decoded { hidden: x.reshape((b * t, d))?, last_attention, last_heads, last_ffn_input })
     }
 
     /// Logits `[m, n_vocab]` at the batch's predicted positions of decoded `hidden` rows.
@@ -706,6 +749,53 @@ mod tests {
         let heads = Tensor::from_vec(heads, (b, len, d), &dev).unwrap();
         let got = aux.attended_place(&heads, &batch).unwrap().to_scalar::<f32>().unwrap() as f64;
         assert!((got - want).abs() < 1e-5, "{got} against {want}");
+    }
+
+    /// With read-outs that take the first four values as the direction's logits and the next two
+    /// as the difference, the relation-factor loss is, over the relation prompts only, the
+    /// direction's cross-entropy plus the squared error of the difference of the two objects'
+    /// centres at the answer row.
+    #[test]
+    fn relation_factors_are_the_direction_and_the_place_difference() {
+        let (_, _, model, _, enc) = initial(false);
+        let dev = Device::Cpu;
+        let ex = look_examples(&enc);
+        let groups = vec![ex.single[0].clone(), ex.relation, ex.nothing[0].clone()];
+        let batch = enc.batch(&groups, &dev).unwrap();
+        let (b, len, d) = (batch.b, batch.len, model.text_cfg.n_embd);
+        let aux = Aux::new(d, 2, 16, &dev).unwrap();
+        let pick = |rows: usize, from: usize| {
+            let mut w = vec![0f32; rows * d];
+            (0..rows).for_each(|r| w[r * d + from + r] = 1.0);
+            Tensor::from_vec(w, (rows, d), &dev).unwrap()
+        };
+        aux.rel_w.set(&pick(4, 0)).unwrap();
+        aux.diff_w.set(&pick(2, 4)).unwrap();
+        let mut h = vec![0.3f32; b * len * d];
+        let mut want = 0.0;
+        for (i, g) in groups.iter().enumerate() {
+            let a = &g.asked[0];
+            let row = (i * len + a.before.len() + a.keep.len() + a.after.len() - 1) * d;
+            let logits = [0.5, -1.0, 2.0, 0.25];
+            h[row..row + 4].copy_from_slice(&logits);
+            let centre = |patches: &Vec<u32>| {
+                let n = patches.len().max(1) as f32;
+                let mean =
+                    |f: fn(u32) -> u32| patches.iter().map(|&p| (2 * f(p) + 1) as f32 / 16.0 - 1.0).sum::<f32>() / n;
+                [mean(|p| p % 16), mean(|p| p / 16)]
+            };
+            let (c0, c1) = (centre(&a.look[0]), centre(&a.look[1]));
+            let off = [0.2, -0.1];
+            h[row + 4] = c0[0] - c1[0] + off[0];
+            h[row + 5] = c0[1] - c1[1] + off[1];
+            if let Some(r) = a.relation {
+                let lse = logits.iter().map(|&l| (l as f64).exp()).sum::<f64>().ln();
+                want += lse - logits[r as usize] as f64 + (off[0] * off[0] + off[1] * off[1]) as f64;
+            }
+        }
+        let h = Tensor::from_vec(h, (b, len, d), &dev).unwrap();
+        let got = aux.relation_factors(&h, &batch).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!(want > 0.0 && (got - want).abs() < 1e-5, "{got} against {want}");
     }
 
     /// Saved heads come back as they were; heads of another shape, or none, are not taken.
