@@ -486,8 +486,9 @@ fn attention_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             rows_block(j0, hk, vis4, &q0, &q1, &q2, &q3, &acc0, &acc1, &acc2, &acc3, &m4, &l4);
             workgroupBarrier(); // before the next block overwrites kb, vb
         }
-    } else {
-        // Split s takes blocks s, s + KS, ...; the KS partial states are merged below.
+    } else if (r0 < n_rows) {
+        // Split s takes blocks s, s + KS, ...; the KS partial states are merged below. Invocations
+        // past the last row (few rows: decode) skip the keys instead of repeating the last row.
         for (var j0 = split * RB; j0 < kv_end; j0 += KS * RB) {
             rows_block(j0, hk, vis4, &q0, &q1, &q2, &q3, &acc0, &acc1, &acc2, &acc3, &m4, &l4);
         }
@@ -508,9 +509,12 @@ fn attention_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         scale = exp(m4 - m);
         ored[t] = l4 * scale;
         workgroupBarrier();
-        l = vec4<f32>(0.0);
-        for (var s = 0u; s < KS; s++) {
-            l += ored[first + s];
+        // Only split 0 writes the rows, so only it sums the splits.
+        l = ored[t];
+        if (split == 0u) {
+            for (var s = 1u; s < KS; s++) {
+                l += ored[first + s];
+            }
         }
         workgroupBarrier();
     }
@@ -531,11 +535,13 @@ fn attention_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             ored[4u * t + 3u] = c3;
             workgroupBarrier();
             let first = 4u * (t - split);
-            for (var s = 1u; s < KS; s++) {
-                c0 += ored[first + 4u * s];
-                c1 += ored[first + 4u * s + 1u];
-                c2 += ored[first + 4u * s + 2u];
-                c3 += ored[first + 4u * s + 3u];
+            if (split == 0u) {
+                for (var s = 1u; s < KS; s++) {
+                    c0 += ored[first + 4u * s];
+                    c1 += ored[first + 4u * s + 1u];
+                    c2 += ored[first + 4u * s + 2u];
+                    c3 += ored[first + 4u * s + 3u];
+                }
             }
             workgroupBarrier();
         }

@@ -232,8 +232,9 @@ fn attention_timing() {
         ("8 q n_kv=640", 8, 640, 9, 3, 64, true),
         ("16 q n_kv=640", 16, 640, 9, 3, 64, true),
     ];
-    let only = std::env::var("GLIMPSE_TIMING_SHAPES").ok().and_then(|s| s.parse().ok()).unwrap_or(shapes.len());
-    for (label, n_q, n_kv, n_head, n_head_kv, d, causal) in shapes.into_iter().take(only) {
+    // GLIMPSE_TIMING_SHAPES: the shapes whose label contains this text (e.g. "decode").
+    let only = std::env::var("GLIMPSE_TIMING_SHAPES").unwrap_or_default();
+    for (label, n_q, n_kv, n_head, n_head_kv, d, causal) in shapes.into_iter().filter(|s| s.0.contains(&only)) {
         let mut rng = Rng(1);
         let q = gpu.upload_f32(&rng.vec(n_q * n_head * d, 1.0), "q").unwrap();
         let k = gpu.upload_f32(&rng.vec(n_kv * n_head_kv * d, 1.0), "k").unwrap();
