@@ -157,7 +157,6 @@ fn random_weight(gpu: &Gpu, ty: GgmlType, n_in: usize, n_out: usize) -> Result<c
     Ok(gpu.upload_weight("bench", ty, &[n_in as u64, n_out as u64], &bytes)?)
 }
 
-/// The type most of a file's matrix bytes use.
 /// Bytes of the weights one decode step reads: every matrix but the token embedding, which it
 /// gathers one row of, unless the output projection is tied to it.
 fn decode_weight_bytes(g: &Gguf) -> u64 {
@@ -165,6 +164,7 @@ fn decode_weight_bytes(g: &Gguf) -> u64 {
     g.tensors().iter().filter(|t| t.dims.len() >= 2 && (t.name != "token_embd.weight" || tied)).map(|t| t.n_bytes).sum()
 }
 
+/// The type most of a file's matrix bytes use.
 fn main_type(g: &Gguf, prefix: &str) -> GgmlType {
     let mut best = (GgmlType::F32, 0u64);
     for ty in GgmlType::ALL {
@@ -396,6 +396,9 @@ impl BenchReport {
             s += &format!("{label:<34}{value}\n");
         }
         let profiled: f64 = self.decode_kernels.iter().map(|k| k.ms).sum();
+        if profiled <= 0.0 {
+            return s; // no timestamps on this device
+        }
         s += &format!("\ndecode step by kernel (each dispatch timed alone: {profiled:.1} ms in all)\n");
         for k in &self.decode_kernels {
             let share = 100.0 * k.ms / profiled;
