@@ -171,6 +171,12 @@ impl Gpu {
         describe(&self.info)
     }
 
+    /// Whether the adapter is a CPU (lavapipe, SwiftShader): where kernels have a variant that
+    /// only a CPU adapter rewards, this picks it (docs/perf.md).
+    pub fn is_cpu_adapter(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Fails with the first validation or out-of-memory error wgpu reported since the last check.
     pub fn check_errors(&self) -> Result<(), Error> {
         let mut errors = self.errors.lock().map_err(|_| Error::Poisoned)?;

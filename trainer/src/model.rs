@@ -281,13 +281,12 @@ impl Aux {
     /// output projections each wait on the other to carry a place (a saddle), and 300
     /// relation-only steps did not leave it.
     pub fn attended_place(&self, last_heads: &Tensor, batch: &Batch) -> Result<Tensor> {
-        let (b, n, width) = last_heads.dims3()?;
-        let at_answer = batch.answer_row.reshape((b, 1, n))?.matmul(last_heads)?;
-        let halves = at_answer.reshape((b, 2, width / 2))?.transpose(0, 1)?.contiguous()?;
+        let (b, _, width) = last_heads.dims3()?;
+        let halves = answer_rows(last_heads, batch)?.reshape((b, 2, width / 2))?.transpose(0, 1)?.contiguous()?;
         let read = halves.matmul(&self.heads_w.as_tensor().transpose(1, 2)?)?;
         let read = read.broadcast_add(&self.heads_b.as_tensor().unsqueeze(1)?)?.transpose(0, 1)?;
         let err = (read - &batch.look_place)?.sqr()?.sum(2)?.mean(1)?;
-        (err * &batch.looks)?.sum_all()? / (batch.looks.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
+        mean_over(&err, &batch.looks)
     }
 
     /// How poorly the last layer's feed-forward input at the answer row (`ffn_input`
@@ -296,18 +295,16 @@ impl Aux {
     /// relation prompts. Their product is the answer; the feed-forward's gate times up can form it
     /// only once both are there.
     pub fn relation_factors(&self, ffn_input: &Tensor, batch: &Batch) -> Result<Tensor> {
-        let (b, n, d) = ffn_input.dims3()?;
-        let h = batch.answer_row.reshape((b, 1, n))?.matmul(ffn_input)?.reshape((b, d))?;
+        let h = answer_rows(ffn_input, batch)?;
         let logits = h.matmul(&self.rel_w.as_tensor().t()?)?.broadcast_add(self.rel_b.as_tensor())?;
         let nll = candle_nn::ops::log_softmax(&logits, D::Minus1)?
             .gather(&batch.relation.unsqueeze(1)?, 1)?
             .neg()?
             .squeeze(1)?;
-        let diff = (batch.look_place.narrow(1, 0, 1)? - batch.look_place.narrow(1, 1, 1)?)?.reshape((b, 2))?;
+        let diff = (batch.look_place.narrow(1, 0, 1)? - batch.look_place.narrow(1, 1, 1)?)?.reshape((batch.b, 2))?;
         let read = h.matmul(&self.diff_w.as_tensor().t()?)?.broadcast_add(self.diff_b.as_tensor())?;
         let err = (read - diff)?.sqr()?.sum(1)?;
-        let per = (nll + err)?;
-        (per * &batch.relations)?.sum_all()? / (batch.relations.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
+        mean_over(&(nll + err)?, &batch.relations)
     }
 
     /// The losses on image rows `[b, n_patches, n_embd]`: the patch classes' cross-entropy
@@ -376,7 +373,19 @@ pub fn look_loss(last_attention: &Tensor, batch: &Batch) -> Result<Tensor> {
     let half: Vec<u32> = (0..h).map(|i| (2 * i / h) as u32).collect();
     let targets = batch.look.index_select(&Tensor::new(half, rows.device())?, 1)?;
     let nll = ((rows * targets)?.sum(2)? + 1e-4)?.log()?.neg()?.mean(1)?;
-    (nll * &batch.looks)?.sum_all()? / (batch.looks.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
+    mean_over(&nll, &batch.looks)
+}
+
+/// `[b, d]`: each prompt's row of `rows` (`[b, len, d]`) that predicts the answer.
+fn answer_rows(rows: &Tensor, batch: &Batch) -> Result<Tensor> {
+    let (b, n, d) = rows.dims3()?;
+    batch.answer_row.reshape((b, 1, n))?.matmul(rows)?.reshape((b, d))
+}
+
+/// The mean of the per-prompt values `per` (`[b]`) over the prompts `mask` (`[b]`, 0 or 1)
+/// marks; 0 when it marks none.
+fn mean_over(per: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    (per * mask)?.sum_all()? / (mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)
 }
 
 /// The vision tower's output.

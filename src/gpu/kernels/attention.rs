@@ -84,7 +84,7 @@ impl AttentionVariant {
 
     /// `Rows` on CPU adapters, else `Tiled`.
     pub fn for_gpu(gpu: &Gpu) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu { AttentionVariant::Rows } else { AttentionVariant::Tiled }
+        if gpu.is_cpu_adapter() { AttentionVariant::Rows } else { AttentionVariant::Tiled }
     }
 }
 

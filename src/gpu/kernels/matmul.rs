@@ -37,7 +37,7 @@ impl MatmulTiling {
     /// The tiling for this adapter: `T128` on a CPU (measured on lavapipe, docs/perf.md), `T64`
     /// elsewhere (more workgroups to fill a GPU at prefill sizes).
     pub fn for_gpu(gpu: &Gpu) -> MatmulTiling {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu { MatmulTiling::T128 } else { MatmulTiling::T64 }
+        if gpu.is_cpu_adapter() { MatmulTiling::T128 } else { MatmulTiling::T64 }
     }
 
     fn entry(self) -> &'static str {

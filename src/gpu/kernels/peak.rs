@@ -31,7 +31,7 @@ impl PeakTiling {
 
     /// The tiling for the adapter's kind, as `MatmulTiling::for_gpu` chooses (docs/perf.md).
     pub fn for_gpu(gpu: &Gpu) -> PeakTiling {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu { PeakTiling::T128 } else { PeakTiling::T64 }
+        if gpu.is_cpu_adapter() { PeakTiling::T128 } else { PeakTiling::T64 }
     }
 }
 
@@ -78,7 +78,7 @@ impl ReadPattern {
 
     /// The pattern a device of this kind reads fastest with.
     pub fn for_gpu(gpu: &Gpu) -> ReadPattern {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu { ReadPattern::Runs } else { ReadPattern::Strided }
+        if gpu.is_cpu_adapter() { ReadPattern::Runs } else { ReadPattern::Strided }
     }
 }
 
