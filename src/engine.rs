@@ -18,7 +18,7 @@ use crate::model::preprocess::{self, PreprocessParams, Preprocessed};
 use crate::model::projector::{ConnectorTokens, Projector, ProjectorScratch};
 use crate::model::prompt::{self, PromptPiece, TileId};
 use crate::model::sampler::{Sampler, Sampling};
-use crate::model::text::{KvCache, TextModel, TextScratch};
+use crate::model::text::{KvCache, StepPositions, TextModel, TextScratch};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::vision::{VisionScratch, VisionTower};
 use crate::prune::flops;
@@ -554,20 +554,39 @@ impl Engine {
             self.ts = self.text.scratch(&self.gpu, n)?;
         }
         // Image slots get token 0 (any valid id): their rows are overwritten by the image rows.
+        // A pruned tile's tokens keep their positions in the unpruned prompt (moving them together
+        // cost the bundled model most of its relation answers): the tile spans its unpruned
+        // width, and its rows' positions, known only on the GPU, are written over these
+        // placeholders.
         let mut ids = Vec::with_capacity(n);
         let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        let mut at = StepPositions { offsets: Vec::with_capacity(n), span: 0 };
+        let mut pruned: Vec<(&TileRecord, usize, usize, usize)> = Vec::new(); // (record, tile, row, position)
         for p in &pieces {
-            match p {
-                PromptPiece::Tokens(t) => ids.extend_from_slice(t),
+            let (rows, width) = match p {
+                PromptPiece::Tokens(t) => {
+                    ids.extend_from_slice(t);
+                    (t.len(), t.len())
+                }
                 PromptPiece::Image { tile, n_tokens, .. } => {
                     let index = match tile {
                         TileId::Grid { row, col } => row * pre.grid.1 + col,
                         TileId::Overview => pre.tiles.len(),
                     };
                     spans.push((index, ids.len(), *n_tokens));
+                    let width = match records.iter().find(|(i, _)| *i == index) {
+                        Some((_, r)) => {
+                            pruned.push((r, index, ids.len(), at.span));
+                            r.n_visual()
+                        }
+                        None => *n_tokens,
+                    };
                     ids.extend(std::iter::repeat_n(0, *n_tokens));
+                    (*n_tokens, width)
                 }
-            }
+            };
+            at.offsets.extend((at.span..at.span + rows).map(|o| o as u32));
+            at.span += width;
         }
         self.gpu.write_u32(&self.ts.ids, 0, &ids);
         rec.stage("embed");
@@ -589,16 +608,23 @@ impl Engine {
         let mut llm_heads = None;
         let (mut rec, dropped) = match (&llm, heads, &probe, &self.heads_zero) {
             (None, Some(threshold), Some(probe), Some(zero)) => {
+                self.text.begin(&mut rec, &self.ts, &self.kv, &at)?;
+                pruned_positions(&self.prune, &mut rec, &self.ts.positions, &pruned)?;
                 let parts = (&self.text, &self.ts, &mut self.kv, zero, probe);
-                let (rec, kept) = prefill_trimmed(&self.gpu, parts, rec, n, threshold, report)?;
+                let (rec, kept) = prefill_trimmed(&self.gpu, parts, rec, (n, at.span), threshold, report)?;
                 llm_heads = Some(kept);
                 (rec, None)
             }
             (None, ..) => {
-                self.text.forward(&mut rec, &self.ts, &mut self.kv, n)?;
+                self.text.begin(&mut rec, &self.ts, &self.kv, &at)?;
+                pruned_positions(&self.prune, &mut rec, &self.ts.positions, &pruned)?;
+                self.text.layers(&mut rec, &self.ts, &mut self.kv, 0..self.text.cfg.n_layer, n)?;
+                self.text.finish(&mut rec, &self.ts, &mut self.kv, n, at.span)?;
                 (rec, None)
             }
             (Some(plan), ..) => {
+                // LLM-side plans (MustDrop, FastV) make no tile choices: consecutive positions.
+                debug_assert!(pruned.is_empty());
                 let mut key_set = |done: &Finished| -> Vec<usize> {
                     let (Some(h), Some(share)) = (key_reads, key_share) else { return Vec::new() };
                     let data = done.u32(h);
@@ -941,21 +967,36 @@ fn vision_trimmed<'g>(
     Ok((rec, kept_per_block))
 }
 
-/// The LLM prefill of the `n` prompt rows with adaptive head trimming, as [`vision_trimmed`]
-/// per layer; the probe takes the prompt's last S rows (they see every key, so causality
-/// holds). Decode steps run every head. Returns the query heads each layer kept.
+/// Writes each pruned tile's rows' positions (`(record, tile, first row, position of its first
+/// visual token)`) over the step's placeholders; [`TextModel::begin`]'s host write lands at the
+/// start of the submit, before these.
+fn pruned_positions(
+    prune: &PruneScratch,
+    rec: &mut Recorder,
+    positions: &Tensor,
+    pruned: &[(&TileRecord, usize, usize, usize)],
+) -> Result<(), Error> {
+    for &(r, tile, row, base) in pruned {
+        prune.positions(rec, r, tile, positions, (row, base))?;
+    }
+    Ok(())
+}
+
+/// The LLM prefill of the `n` prompt rows (spanning `span` positions; the caller has begun the
+/// step) with adaptive head trimming, as [`vision_trimmed`] per layer; the probe takes the
+/// prompt's last S rows (they see every key, so causality holds). Decode steps run every head.
+/// Returns the query heads each layer kept.
 fn prefill_trimmed<'g>(
     gpu: &'g Gpu,
     (model, s, kv, zero, probe): (&TextModel, &TextScratch, &mut KvCache, &Tensor, &Tensor),
     mut rec: Recorder<'g>,
-    n: usize,
+    (n, span): (usize, usize),
     threshold: f32,
     report: &mut AskReport,
 ) -> Result<(Recorder<'g>, Vec<usize>), Error> {
     let c = &model.cfg;
     let rows = PROBE_ROWS.min(n);
     let mut kept_per_layer = Vec::with_capacity(c.n_layer);
-    model.begin(&mut rec, s, kv, n)?;
     for il in 0..c.n_layer {
         model.layer_qkv(&mut rec, s, kv, il, n)?;
         rec.stage("prune");
@@ -970,7 +1011,7 @@ fn prefill_trimmed<'g>(
         model.layer_rest(&mut rec, s, kv, il, n)?;
         kept_per_layer.push(kept.len());
     }
-    model.finish(&mut rec, s, kv, n, n)?;
+    model.finish(&mut rec, s, kv, n, span)?;
     Ok((rec, kept_per_layer))
 }
 

@@ -9,7 +9,7 @@
 use crate::gpu::kernels::{self, ReceivedArgs, attention_received_max, gather_rows};
 use crate::gpu::{Finished, Gpu, Recorder, Tensor};
 use crate::model::Error;
-use crate::model::text::{KvCache, TextModel, TextScratch};
+use crate::model::text::{KvCache, StepPositions, TextModel, TextScratch};
 use crate::prune::llm::{LlmPlan, Rows, Rule, survivors, trim_list};
 
 /// The pieces the dropping prefill works on.
@@ -48,7 +48,7 @@ impl<'a> LlmText<'a> {
     ) -> Result<(Recorder<'a>, Dropped), Error> {
         let c = &self.model.cfg;
         let (d, kv_dim, q_dim) = (c.n_embd, c.n_head_kv * c.head_dim, c.n_head * c.head_dim);
-        self.model.begin(&mut rec, self.s, cache, n)?;
+        self.model.begin(&mut rec, self.s, cache, &StepPositions::consecutive(n))?;
         let mut rows = Rows::new(n, image_rows);
         let mut held: Vec<Vec<usize>> = vec![Vec::new(); c.n_layer];
         let mut layer_rows = vec![0; c.n_layer];

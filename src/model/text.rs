@@ -32,6 +32,21 @@ pub struct TextModel {
     output: Option<Weight>,
 }
 
+/// Where a step's rows sit: row `i` at position `cache.len + offsets[i]`, the step using `span`
+/// positions. A pruned prompt keeps its visual tokens' unpruned positions, so it has gaps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepPositions {
+    pub offsets: Vec<u32>,
+    pub span: usize,
+}
+
+impl StepPositions {
+    /// `n` rows at `n` consecutive positions.
+    pub fn consecutive(n: usize) -> StepPositions {
+        StepPositions { offsets: (0..n as u32).collect(), span: n }
+    }
+}
+
 /// Keys and values per layer, `[capacity, n_head_kv * head_dim]` each, rope already applied.
 /// Token pruning inside the LLM leaves later layers (or, after a KV trim, earlier ones) with
 /// fewer rows than positions: `rows[il]` is what layer `il` holds, `len` the positions used.
@@ -148,22 +163,24 @@ impl TextModel {
     /// appends their keys and values to the cache, and leaves the last row's logits in
     /// `s.logits`.
     pub fn forward(&self, rec: &mut Recorder, s: &TextScratch, cache: &mut KvCache, n: usize) -> Result<(), Error> {
-        self.begin(rec, s, cache, n)?;
+        self.begin(rec, s, cache, &StepPositions::consecutive(n))?;
         self.layers(rec, s, cache, 0..self.cfg.n_layer, n)?;
         self.finish(rec, s, cache, n, n)
     }
 
-    /// Checks that `n` new tokens fit and writes their positions (`cache.len..`) to `s.positions`.
-    pub fn begin(&self, rec: &mut Recorder, s: &TextScratch, cache: &KvCache, n: usize) -> Result<(), Error> {
-        let pos0 = cache.len;
+    /// Checks that the step's rows fit and writes their positions (`cache.len + offsets[i]`) to
+    /// `s.positions`.
+    pub fn begin(&self, rec: &mut Recorder, s: &TextScratch, cache: &KvCache, at: &StepPositions) -> Result<(), Error> {
+        let (pos0, n) = (cache.len, at.offsets.len());
         let most_rows = cache.rows.iter().copied().max().unwrap_or(0);
-        if n == 0 || n > s.max_tokens || pos0 + n > cache.capacity || most_rows + n > cache.capacity {
+        let inside = at.offsets.iter().all(|&o| (o as usize) < at.span);
+        if n == 0 || !inside || n > s.max_tokens || pos0 + at.span > cache.capacity || most_rows + n > cache.capacity {
             return Err(Error::Unsupported(format!(
-                "{n} tokens at position {pos0} do not fit (at most {} per step, context {})",
-                s.max_tokens, cache.capacity
+                "{n} tokens over {} positions from position {pos0} do not fit (at most {} per step, context {})",
+                at.span, s.max_tokens, cache.capacity
             )));
         }
-        let positions: Vec<u32> = (pos0 as u32..(pos0 + n) as u32).collect();
+        let positions: Vec<u32> = at.offsets.iter().map(|&o| pos0 as u32 + o).collect();
         rec.gpu().write_u32(&s.positions, 0, &positions);
         Ok(())
     }

@@ -7,8 +7,8 @@
 //! into per-frame report buffers and read with the first token.
 
 use crate::gpu::kernels::{
-    self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, gather_merge, gather_rows,
-    group_mean, select_top_k,
+    self, GatherArgs, GroupMean, PositionArgs, ReceivedArgs, assign_targets, attention_received, gather_merge,
+    gather_rows, group_mean, select_top_k, token_positions,
 };
 use crate::gpu::{Error, Finished, Gpu, ReadHandle, Recorder, Tensor};
 use crate::prune::report::{PatchFate, PatchGrid};
@@ -100,6 +100,13 @@ pub struct TileRecord {
     has_cls: bool,
     grid: (usize, usize),
     step: usize,
+}
+
+impl TileRecord {
+    /// Visual tokens the tile would send unpruned (CLS excluded): the positions it spans.
+    pub fn n_visual(&self) -> usize {
+        self.n_rows - self.has_cls as usize
+    }
 }
 
 /// The report reads of a frame.
@@ -333,6 +340,33 @@ impl PruneScratch {
         gather_rows(rec, x, d, &list, &self.out)?;
         rec.copy(&self.out, 0, x, first * d, list.len() * d);
         Ok(())
+    }
+
+    /// Records the positions of the rows tile `tile` sent (`r`, its record) into `pos[dst..]`:
+    /// each row at `base` (the position of the tile's first visual token in the unpruned
+    /// prompt) plus its token's cell, from the tile's index list in the report buffer.
+    pub fn positions(
+        &self,
+        rec: &mut Recorder,
+        r: &TileRecord,
+        tile: usize,
+        pos: &Tensor,
+        (dst, base): (usize, usize),
+    ) -> Result<(), Error> {
+        let first = r.has_cls as usize;
+        let (n_kept, n_targets, first) = match &r.choice {
+            TileChoice::VisionZip { dominant, contextual } => (*dominant, *contextual, first),
+            TileChoice::Keep(keep) => (keep.len(), 0, first),
+            // The trimmer ranks the visual tokens alone.
+            TileChoice::Learned { keep } => (*keep, 0, 0),
+        };
+        let src = tile * self.max_rows;
+        token_positions(
+            rec,
+            &self.report_order,
+            pos,
+            PositionArgs { n_kept, n_targets, step: r.step, first, src, dst, base },
+        )
     }
 
     /// Reads the frame's index lists back with the frame's last submit.

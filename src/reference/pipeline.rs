@@ -26,8 +26,9 @@ pub fn greedy_answer(
 }
 
 /// As [`greedy_answer`], sending only the visual tokens `keep[i]` (ascending indices, CLS
-/// excluded) of tile `i` (grid tiles in raster order, then the overview) to the LLM: the
-/// oracle for token selections that keep rows unchanged (baselines).
+/// excluded) of tile `i` (grid tiles in raster order, then the overview) to the LLM, each at
+/// its position in the unpruned prompt: the oracle for token selections that keep rows
+/// unchanged (baselines).
 pub fn greedy_answer_kept(
     text: &Gguf,
     mmproj: &Gguf,
@@ -56,11 +57,17 @@ pub fn greedy_answer_kept(
     }
     let pieces = prompt::build(&tok, &rendered, &[layout])?;
 
-    // The input embeddings, piece by piece.
+    // The input embeddings and their positions, piece by piece: a kept visual token keeps the
+    // position it has in the unpruned prompt.
     let mut x = Vec::new();
+    let (mut offsets, mut span) = (Vec::new(), 0);
     for p in &pieces {
         match p {
-            PromptPiece::Tokens(ids) => ids.iter().for_each(|&id| x.extend_from_slice(model.embed(id))),
+            PromptPiece::Tokens(ids) => {
+                ids.iter().for_each(|&id| x.extend_from_slice(model.embed(id)));
+                offsets.extend(span..span + ids.len());
+                span += ids.len();
+            }
             PromptPiece::Image { tile, .. } => {
                 let index = match tile {
                     TileId::Grid { row, col } => row * pre.grid.1 + col,
@@ -68,18 +75,24 @@ pub fn greedy_answer_kept(
                 };
                 let pixels = pre.tiles.get(index).unwrap_or(&pre.overview);
                 let rows = projector.forward(&vision.cfg, &vision.forward(pixels));
+                let w = model.cfg.n_embd;
+                let n_visual = rows.len() / w;
                 match keep {
-                    None => x.extend(rows),
+                    None => {
+                        x.extend(rows);
+                        offsets.extend(span..span + n_visual);
+                    }
                     Some(keep) => {
-                        let w = model.cfg.n_embd;
                         keep[index].iter().for_each(|&i| x.extend_from_slice(&rows[i * w..(i + 1) * w]));
+                        offsets.extend(keep[index].iter().map(|&i| span + i));
                     }
                 }
+                span += n_visual;
             }
         }
     }
     let mut cache = KvCache::default();
-    let mut logits = model.forward(&x, &mut cache, true);
+    let mut logits = model.forward_at(&x, &offsets, span, &mut cache, true);
     let mut out = Vec::new();
     while out.len() < max_tokens {
         let next = ops::argmax(&logits) as u32;

@@ -206,6 +206,14 @@ pub fn visionzip(
     VisionZipOut { dominant: dominant_idx, targets, assigned, rows }
 }
 
+/// The cell (visual-token index, CLS excluded) of each row a pruned tile sends, in the order
+/// sent: the tokens `kept`, then the contextual `targets` (token indices; with `has_cls` token 0
+/// is CLS, which takes cell 0). A row's prompt position is its tile's first position plus its
+/// cell, as in the unpruned prompt, so pruning leaves gaps instead of moving tokens together.
+pub fn row_cells(kept: &[usize], targets: &[usize], has_cls: bool) -> Vec<usize> {
+    kept.iter().chain(targets).map(|&i| i.saturating_sub(has_cls as usize)).collect()
+}
+
 /// MustDrop stage 1 as published: the mean pairwise cosine of each whole `w x w` window of the
 /// `side x side` patch rows of `x` (`[first + side^2, d]`, patches from row `first`), over the
 /// w^2 (w^2 - 1) ordered pairs of distinct tokens.

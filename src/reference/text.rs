@@ -33,6 +33,8 @@ pub struct Text {
 pub struct KvCache {
     pub k: Vec<Vec<f32>>,
     pub v: Vec<Vec<f32>>,
+    /// Positions used: the next token's. A pruned prompt uses more positions than it holds rows.
+    pub positions: usize,
 }
 
 impl KvCache {
@@ -81,12 +83,28 @@ impl Text {
     /// Runs `x [t, n_embd]` (positions `cache.len() ..`) through every layer, appending to the
     /// cache; returns the logits `[t, n_vocab]` of every row (`last_only`: just the last row).
     pub fn forward(&self, x: &[f32], cache: &mut KvCache, last_only: bool) -> Vec<f32> {
+        let t = x.len() / self.cfg.n_embd;
+        self.forward_at(x, &(0..t).collect::<Vec<_>>(), t, cache, last_only)
+    }
+
+    /// As [`Text::forward`], with row `i` at position `cache.positions + offsets[i]`; the step
+    /// uses `span` positions. Causality is by row: rows come in position order.
+    pub fn forward_at(
+        &self,
+        x: &[f32],
+        offsets: &[usize],
+        span: usize,
+        cache: &mut KvCache,
+        last_only: bool,
+    ) -> Vec<f32> {
         let c = &self.cfg;
         let n = c.n_embd;
         let t = x.len() / n;
+        assert_eq!(offsets.len(), t, "one offset per row");
         let kv_dim = c.n_head_kv * c.head_dim;
         let pos0 = cache.len(kv_dim);
-        let positions: Vec<usize> = (pos0..pos0 + t).collect();
+        let positions: Vec<usize> = offsets.iter().map(|&o| cache.positions + o).collect();
+        cache.positions += span;
         if cache.k.is_empty() {
             cache.k = vec![Vec::new(); c.n_layer];
             cache.v = vec![Vec::new(); c.n_layer];

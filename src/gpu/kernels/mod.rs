@@ -31,6 +31,7 @@ pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
         "token_assign" => (include_str!("../../../shaders/token_assign.wgsl"), false),
         "token_gather" => (include_str!("../../../shaders/token_gather.wgsl"), false),
         "token_windows" => (include_str!("../../../shaders/token_windows.wgsl"), false),
+        "token_positions" => (include_str!("../../../shaders/token_positions.wgsl"), false),
         other => return Err(Error::Shader { shader: other.to_string(), message: "no such shader".into() }),
     };
     Ok(if reads_blocks { format!("{DEQUANT}\n{body}") } else { body.to_string() })
@@ -58,6 +59,7 @@ pub const SHADERS: &[&str] = &[
     "token_assign",
     "token_gather",
     "token_windows",
+    "token_positions",
 ];
 
 /// Workgroup counts for `n_groups` groups of a 1-D kernel. Past 65535 (WebGPU's guaranteed
@@ -109,5 +111,7 @@ pub mod token_assign;
 pub use token_assign::assign_targets;
 pub mod token_gather;
 pub use token_gather::{GatherArgs, gather_merge, gather_rows};
+pub mod token_positions;
+pub use token_positions::{PositionArgs, token_positions};
 pub mod token_windows;
 pub use token_windows::window_similarity;

@@ -1,10 +1,11 @@
 //! The token-pruning kernels (`attention_received`, `token_pool`, `token_select`,
-//! `token_assign`, `token_gather`) against `reference::prune` and `prune::select` on random
-//! inputs of awkward sizes; together they must reproduce VisionZip's published selection.
+//! `token_assign`, `token_gather`, `token_positions`) against `reference::prune` and
+//! `prune::select` on random inputs of awkward sizes; together they must reproduce VisionZip's
+//! published selection.
 
 use glimpse::gpu::kernels::{
-    self, GatherArgs, GroupMean, ReceivedArgs, assign_targets, attention_received, attention_received_max,
-    gather_merge, group_mean, select_top_k,
+    self, GatherArgs, GroupMean, PositionArgs, ReceivedArgs, assign_targets, attention_received,
+    attention_received_max, gather_merge, group_mean, select_top_k, token_positions,
 };
 use glimpse::gpu::{Gpu, Recorder, Tensor};
 use glimpse::prune::select;
@@ -272,11 +273,26 @@ fn visionzip_case(
     }
     let args = GatherArgs { width: d, n_kept: dominant, n_targets: contextual, step, n_rest, x_offset: 0, x_stride: d };
     gather_merge(&mut rec, &xt, &order, &assign, &y, args).unwrap();
+    // The rows' positions, written after `dst` slots into a poisoned list, from cell `base`.
+    let (dst, base) = (3 + seed as usize % 5, 7 * seed as usize);
+    let pos = poisoned_u32(gpu, dst + rows + 1);
+    let first = has_cls as usize;
+    let pa = PositionArgs { n_kept: dominant, n_targets: contextual, step, first, src: 0, dst, base };
+    token_positions(&mut rec, &order, &pos, pa).unwrap();
     let ho = rec.read(&order, 0, n);
     let ha = rec.read(&assign, 0, n_rest.max(1));
     let hy = rec.read(&y, 0, rows * d + 1);
+    let hp = rec.read(&pos, 0, dst + rows + 1);
     let done = rec.finish().unwrap();
-    let (order, assign, got) = (done.u32(ho), done.u32(ha), done.f32(hy));
+    let (order, assign, got, pos) = (done.u32(ho), done.u32(ha), done.f32(hy), done.u32(hp));
+
+    let cells = reference::row_cells(&want.dominant, &want.targets, has_cls);
+    let want_pos: Vec<u32> = cells.iter().map(|&c| (base + c) as u32).collect();
+    assert_eq!(&pos[dst..dst + rows], &want_pos[..], "{what}: positions");
+    assert!(
+        pos[..dst].iter().chain(&pos[dst + rows..]).all(|&p| p == 0xDEAD_BEEF),
+        "{what}: positions outside the rows"
+    );
 
     let dominant_got: Vec<usize> = order[..dominant].iter().map(|&i| i as usize).collect();
     assert_eq!(dominant_got, want.dominant, "{what}: dominant");
@@ -307,6 +323,25 @@ fn visionzip_selection_matches_published_algorithm() {
     visionzip_case(gpu, 4, 50, 8, 3, false, 50, 0);
     visionzip_case(gpu, 5, 31, 4, 9, true, 1, 30);
     visionzip_case(gpu, 6, 100, 9, 130, false, 12, 0);
+}
+
+#[test]
+fn token_positions_rejects_lists_it_cannot_read_or_write() {
+    let Some(gpu) = gpu() else { return };
+    let (order, pos) = (poisoned_u32(gpu, 10), poisoned_u32(gpu, 6));
+    let mut rec = Recorder::new(gpu);
+    // Reads order[0..4] and the targets at 4 and 7; writes pos[0..6].
+    let fits = PositionArgs { n_kept: 4, n_targets: 2, step: 3, ..Default::default() };
+    token_positions(&mut rec, &order, &pos, fits).unwrap();
+    for bad in [
+        PositionArgs { step: 6, ..fits },
+        PositionArgs { step: 0, ..fits },
+        PositionArgs { src: 4, ..fits },
+        PositionArgs { dst: 1, ..fits },
+        PositionArgs { n_targets: 0, n_kept: 11, ..fits },
+    ] {
+        assert!(token_positions(&mut rec, &order, &pos, bad).is_err(), "{bad:?}");
+    }
 }
 
 /// MustDrop stage 1 on the GPU (window scores, merge, unmerge) against the published algorithm.
