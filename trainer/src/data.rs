@@ -39,7 +39,8 @@ pub struct Asked {
     /// The question alone, tokenised as the engine does for the learned trimmer.
     pub question: Vec<u32>,
     /// The visual tokens the question sees, ascending patch indices: all of them, or a
-    /// training-time drop (see [`TokenDrop`]), laid out in consecutive slots as a pruned frame is.
+    /// training-time drop (see [`TokenDrop`]), laid out in consecutive slots at their unpruned
+    /// positions, as a pruned frame is.
     pub keep: Vec<u32>,
     /// Where the first and the second half of the last decoder layer's heads should look from
     /// the answer position: the patches of the object the answer is read from (both halves), of
@@ -250,6 +251,7 @@ impl Encoder {
         let n_vocab = self.tokenizer.n_vocab();
         let mut questions = vec![0f32; b * n_vocab];
         let (mut look, mut answer_row) = (vec![0f32; b * 2 * len], vec![0f32; b * len]);
+        let mut positions = vec![0f32; b * len];
         let mut look_place = vec![0f32; b * 4];
         let (mut relation, mut relations) = (vec![0u32; b], vec![0f32; b]);
         let grid = (self.size / self.patch) as usize;
@@ -276,6 +278,12 @@ impl Encoder {
             let mut next_text = text.iter();
             for t in 0..len {
                 let row = i * len + t;
+                // Kept patches keep their positions in the unpruned prompt, as the engine sends them.
+                positions[row] = match t.checked_sub(image_at) {
+                    None => t,
+                    Some(j) if j < k => image_at + a.keep[j] as usize,
+                    Some(j) => image_at + p + j - k,
+                } as f32;
                 if (image_at..image_at + k).contains(&t) {
                     let patch = a.keep[t - image_at];
                     gather.push((b * len + g * p) as u32 + patch);
@@ -312,6 +320,7 @@ impl Encoder {
             looks: Tensor::from_vec(looks(&look, len), b, dev)?,
             look: Tensor::from_vec(look, (b, 2, len), dev)?,
             answer_row: Tensor::from_vec(answer_row, (b, len), dev)?,
+            positions: Tensor::from_vec(positions, (b, len), dev)?,
             look_place: Tensor::from_vec(look_place, (b, 2, 2), dev)?,
             relation: Tensor::from_vec(relation, b, dev)?,
             relations: Tensor::from_vec(relations, b, dev)?,

@@ -155,6 +155,8 @@ pub struct Batch {
     pub look: Tensor,
     /// `[b, len]` 1.0 on each prompt's last row, the one that predicts the answer's first token.
     pub answer_row: Tensor,
+    /// `[b, len]` each input row's rope position: kept patches keep their unpruned positions.
+    pub positions: Tensor,
     /// `[b]` 1.0 for prompts whose halves both have some `look` row.
     pub looks: Tensor,
     /// `[b, 2, 2]` the centre (x, y in -1..1) of the object each half of the heads looks at
@@ -484,7 +486,7 @@ impl Model {
             x = x.broadcast_mul(&gate.index_select(&batch.slots, 0)?.unsqueeze(1)?)?;
         }
         let mut x = x.reshape((b, t, d))?;
-        let (cos, sin) = rope_tables(t, c, x.device())?;
+        let (cos, sin) = rope_tables(&batch.positions, c)?;
         let mut last = None;
         let mut last_ffn_input = None;
         for l in &self.text.layers {
@@ -588,13 +590,12 @@ fn attention(
     Ok((p.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, n, width))?, p))
 }
 
-/// cos and sin of llama's rope angles, `[n, rope_dim / 2]`, position-major.
-fn rope_tables(n: usize, c: &TextConfig, dev: &Device) -> Result<(Tensor, Tensor)> {
+/// cos and sin of llama's rope angles at `positions` (`[b, n]`), `[b, n, rope_dim / 2]`.
+fn rope_tables(positions: &Tensor, c: &TextConfig) -> Result<(Tensor, Tensor)> {
     let half = c.rope_dim / 2;
-    let angles: Vec<f32> = (0..n * half)
-        .map(|i| (i / half) as f32 * c.rope_base.powf(-2.0 * (i % half) as f32 / c.rope_dim as f32))
-        .collect();
-    let a = Tensor::from_vec(angles, (n, half), dev)?;
+    let freq: Vec<f32> = (0..half).map(|i| c.rope_base.powf(-2.0 * i as f32 / c.rope_dim as f32)).collect();
+    let freq = Tensor::from_vec(freq, (1, 1, half), positions.device())?;
+    let a = positions.unsqueeze(2)?.broadcast_mul(&freq)?;
     Ok((a.cos()?, a.sin()?))
 }
 
@@ -602,11 +603,11 @@ fn rope_tables(n: usize, c: &TextConfig, dev: &Device) -> Result<(Tensor, Tensor
 /// head's dims rotated (rope_dim = head_dim, checked by the caller's config).
 fn rope(x: &Tensor, n_head: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (b, n, width) = x.dims3()?;
-    let half = cos.dim(1)?;
+    let half = cos.dim(2)?;
     let x = x.reshape((b, n, n_head, half, 2))?;
     let (a, c) = (x.narrow(4, 0, 1)?.squeeze(4)?, x.narrow(4, 1, 1)?.squeeze(4)?);
-    let cos = cos.reshape((1, n, 1, half))?;
-    let sin = sin.reshape((1, n, 1, half))?;
+    let cos = cos.reshape((b, n, 1, half))?;
+    let sin = sin.reshape((b, n, 1, half))?;
     let ra = (a.broadcast_mul(&cos)? - c.broadcast_mul(&sin)?)?;
     let rc = (a.broadcast_mul(&sin)? + c.broadcast_mul(&cos)?)?;
     Tensor::stack(&[&ra, &rc], 4)?.reshape((b, n, width))
@@ -673,7 +674,12 @@ mod tests {
             for &id in e.after.iter().chain(&e.answer[..e.answer.len() - 1]) {
                 x.extend_from_slice(reference.embed(id));
             }
-            let want = reference.forward(&x, &mut KvCache::default(), false);
+            let offsets: Vec<usize> = (0..e.before.len())
+                .chain(e.keep.iter().map(|&p| e.before.len() + p as usize))
+                .chain((0..e.after.len() + e.answer.len() - 1).map(|j| e.before.len() + image.len() / d + j))
+                .collect();
+            let span = offsets.last().map_or(0, |&o| o + 1);
+            let want = reference.forward_at(&x, &offsets, span, &mut KvCache::default(), false);
             assert_close(&want, &logits[i * batch.len * n_vocab..][..want.len()], &format!("example {i} logits"));
         }
     }
