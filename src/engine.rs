@@ -606,24 +606,25 @@ impl Engine {
             ensure_zeros(&self.gpu, &mut self.heads_zero, n * self.text.cfg.n_head * self.text.cfg.head_dim)?;
         }
         let mut llm_heads = None;
+        if llm.is_none() {
+            // LLM-side plans (MustDrop, FastV) make no tile choices and begin their own step at
+            // consecutive positions.
+            self.text.begin(&mut rec, &self.ts, &self.kv, &at)?;
+            pruned_positions(&self.prune, &mut rec, &self.ts.positions, &pruned)?;
+        }
         let (mut rec, dropped) = match (&llm, heads, &probe, &self.heads_zero) {
             (None, Some(threshold), Some(probe), Some(zero)) => {
-                self.text.begin(&mut rec, &self.ts, &self.kv, &at)?;
-                pruned_positions(&self.prune, &mut rec, &self.ts.positions, &pruned)?;
                 let parts = (&self.text, &self.ts, &mut self.kv, zero, probe);
                 let (rec, kept) = prefill_trimmed(&self.gpu, parts, rec, (n, at.span), threshold, report)?;
                 llm_heads = Some(kept);
                 (rec, None)
             }
             (None, ..) => {
-                self.text.begin(&mut rec, &self.ts, &self.kv, &at)?;
-                pruned_positions(&self.prune, &mut rec, &self.ts.positions, &pruned)?;
                 self.text.layers(&mut rec, &self.ts, &mut self.kv, 0..self.text.cfg.n_layer, n)?;
                 self.text.finish(&mut rec, &self.ts, &mut self.kv, n, at.span)?;
                 (rec, None)
             }
             (Some(plan), ..) => {
-                // LLM-side plans (MustDrop, FastV) make no tile choices: consecutive positions.
                 debug_assert!(pruned.is_empty());
                 let mut key_set = |done: &Finished| -> Vec<usize> {
                     let (Some(h), Some(share)) = (key_reads, key_share) else { return Vec::new() };

@@ -41,7 +41,8 @@ pub struct PositionArgs {
 pub fn token_positions(rec: &mut Recorder, order: &Tensor, pos: &Tensor, a: PositionArgs) -> Result<(), Error> {
     let rows = a.n_kept + a.n_targets;
     let last_read = a.src + a.n_kept + a.n_targets.saturating_sub(1) * a.step;
-    let fits = u32::try_from(a.base + last_read).is_ok();
+    // A position is `base` plus a token index, and every index is below the list's length.
+    let fits = u32::try_from(a.base + order.len()).is_ok();
     if (a.n_targets > 0 && (a.step == 0 || last_read >= order.len())) || a.src + a.n_kept > order.len() || !fits {
         return Err(Error::Invalid { kernel: "token_positions", what: format!("{a:?} with order {}", order.len()) });
     }
