@@ -1,15 +1,14 @@
-// binary.wgsl — in-place elementwise ops of two buffers, for i < n:
+// binary.wgsl — in-place elementwise add of two buffers, for i < n:
 //   add:    x[x_offset + i] += y[y_offset + i % y_len]          (residuals, position embeddings;
 //           y_len < n broadcasts y over rows of y_len, e.g. a bias)
-//   swiglu: x[x_offset + i] = silu(x[x_offset + i]) * y[y_offset + i % y_len]   (x is the gate,
-//           y the up projection; y_len = n)
+// (The SwiGLU is fused into the up projection's epilogue: matvec.wgsl's store_y.)
 // @binding(0) x: array<f32> read_write  [x_offset + n]
 // @binding(1) y: array<f32> read        [y_offset + y_len]; must not alias x
 // @binding(2) p: Params uniform {n, x_offset, y_offset, y_len}
 // dispatch grid_1d(ceil(n / WG)); one invocation per element, linear id
 // ((wid.x + wid.y * num_workgroups.x) * WG + lid); @workgroup_size(WG), WG an override
 // (default 256); f32.
-// matches: reference::ops::add, reference::ops::swiglu
+// matches: reference::ops::add
 
 struct Params {
     n: u32,
@@ -36,15 +35,4 @@ fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     x[p.x_offset + i] += y[p.y_offset + i % p.y_len];
-}
-
-@compute @workgroup_size(WG)
-fn swiglu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
-    if (i >= p.n) {
-        return;
-    }
-    let g = x[p.x_offset + i];
-    x[p.x_offset + i] = g / (1.0 + exp(-g)) * y[p.y_offset + i % p.y_len];
 }

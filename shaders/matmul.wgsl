@@ -1,4 +1,5 @@
 // matmul.wgsl — Y[r, c0 + o] = (acc ? Y[r, c0 + o] : 0) + sum_k X[r, k] * W[o, k] + b[c0 + o]
+// (gated: Y[r, c0 + o] = silu(Y[r, c0 + o]) * (sum_k X[r, k] * W[o, k] + b[c0 + o]), a fused SwiGLU)
 // Tiled GEMM for many rows (vision encoder, prefill): W is one part of a GGUF weight, decoded
 // on the fly from its blocks (dequant.wgsl, override W_TYPE); f32 accumulate.
 // @binding(0) x: array<f32> read        X[r, k] = x[x_offset + r * x_stride + k]
@@ -30,7 +31,7 @@ struct Params {
     x_stride: u32,
     y_stride: u32,
     c0: u32,
-    flags: u32, // bit 0: add bias; bit 1: accumulate into y
+    flags: u32, // bit 0: add bias; bit 1: accumulate into y; bit 2: y = silu(y) * product
     x_offset: u32,
     y_offset: u32,
     _pad0: u32,
@@ -80,7 +81,8 @@ fn stage_w(t: u32, col0: u32, k0: u32, bn: u32, bk: u32) {
     }
 }
 
-// Y[r, c0 + o + step j] = v[j] for j < 4, adding bias and Y as the flags ask; skips what lies
+// Y[r, c0 + o + step j] = v[j] for j < 4, adding bias and Y or gating by silu(Y) as the flags
+// ask (matvec.wgsl's store_y); skips what lies
 // outside this part of Y.
 fn store4(r: u32, o: u32, step: u32, v: vec4<f32>) {
     if (r >= p.m) {
@@ -96,6 +98,10 @@ fn store4(r: u32, o: u32, step: u32, v: vec4<f32>) {
             let at = p.y_offset + r * p.y_stride + p.c0 + oj;
             if ((p.flags & 2u) != 0u) {
                 s += y[at];
+            }
+            if ((p.flags & 4u) != 0u) {
+                let g = y[at];
+                s = g / (1.0 + exp(-g)) * s;
             }
             y[at] = s;
         }

@@ -1,4 +1,5 @@
 // matvec.wgsl — Y[r, c0 + o] = (acc ? Y[r, c0 + o] : 0) + sum_k X[r, k] * W[o, k] + b[c0 + o]
+// (gated: Y[r, c0 + o] = silu(Y[r, c0 + o]) * (sum_k X[r, k] * W[o, k] + b[c0 + o]), a fused SwiGLU)
 // GEMV for decode (m = 1..8 rows of X): bound by the bytes of W, so each weight block is decoded
 // once (dequant.wgsl, override W_TYPE) and applied to all M rows of X; f32 accumulate.
 // Same bindings and Params as matmul.wgsl, so kernels::matmul can route small m here.
@@ -31,7 +32,7 @@ struct Params {
     x_stride: u32,
     y_stride: u32,
     c0: u32,
-    flags: u32, // bit 0: add bias; bit 1: accumulate into y
+    flags: u32, // bit 0: add bias; bit 1: accumulate into y; bit 2: y = silu(y) * product
     x_offset: u32,
     y_offset: u32,
     _pad0: u32,
@@ -54,6 +55,24 @@ const MAX_M: u32 = 8u;
 const MAX_ROWS: u32 = 8u;
 
 var<workgroup> red: array<f32, WG * M * ROWS>; // [M * ROWS][WG]
+
+// Y[r, c0 + col] = v, plus the bias (flags bit 0), plus Y (bit 1), or times silu(Y) (bit 2: Y
+// holds the gate of a SwiGLU, v the up projection; reference::ops::swiglu's formula).
+fn store_y(r: u32, col: u32, product: f32) {
+    var v = product;
+    if ((p.flags & 1u) != 0u) {
+        v += b[p.c0 + col];
+    }
+    let at = p.y_offset + r * p.y_stride + p.c0 + col;
+    if ((p.flags & 2u) != 0u) {
+        v += y[at];
+    }
+    if ((p.flags & 4u) != 0u) {
+        let g = y[at];
+        v = g / (1.0 + exp(-g)) * v;
+    }
+    y[at] = v;
+}
 
 @compute @workgroup_size(WG)
 fn matvec(
@@ -127,15 +146,7 @@ fn matvec(
         let r = t / ROWS;
         let o = t % ROWS;
         if (o < n_rows && r < p.m) {
-            var v = red[t * WG];
-            if ((p.flags & 1u) != 0u) {
-                v += b[p.c0 + o0 + o];
-            }
-            let at = p.y_offset + r * p.y_stride + p.c0 + o0 + o;
-            if ((p.flags & 2u) != 0u) {
-                v += y[at];
-            }
-            y[at] = v;
+            store_y(r, o0 + o, red[t * WG]);
         }
     }
 }
@@ -462,14 +473,7 @@ fn matvec_blocks(
         let r = (j / ROWS) % M;
         let col = g0 + o;
         if (col < p.n) {
-            if ((p.flags & 1u) != 0u) {
-                v += b[p.c0 + col];
-            }
-            let at = p.y_offset + r * p.y_stride + p.c0 + col;
-            if ((p.flags & 2u) != 0u) {
-                v += y[at];
-            }
-            y[at] = v;
+            store_y(r, col, v);
         }
     }
 }

@@ -87,8 +87,8 @@ pub struct TextScratch {
     /// The last layer run's roped queries `[max_tokens, n_head * head_dim]`.
     pub q: Tensor,
     attn: Tensor,
+    /// The FFN's gate rows `[max_tokens, n_ff]`, gated in place by the up projection.
     gate: Tensor,
-    up: Tensor,
     /// Token ids for `embed` (`[max_tokens]`, u32).
     pub ids: Tensor,
     /// The position of each row (`[max_tokens]`, u32).
@@ -147,7 +147,6 @@ impl TextModel {
             q: gpu.tensor(t * c.n_head * c.head_dim, "llm.q")?,
             attn: gpu.tensor(t * c.n_head * c.head_dim, "llm.attn")?,
             gate: gpu.tensor(t * c.n_ff, "llm.gate")?,
-            up: gpu.tensor(t * c.n_ff, "llm.up")?,
             ids: gpu.tensor(t, "llm.ids")?,
             positions: gpu.tensor(t, "llm.positions")?,
             logits: gpu.tensor(c.n_vocab, "llm.logits")?,
@@ -328,8 +327,8 @@ impl TextModel {
         kernels::matmul(rec, &s.attn, &l.out.w, &s.x, n, l.out.residual())?;
         kernels::rms_norm(rec, &s.x, &l.ffn_norm.w, &s.h, n, c.n_embd, c.eps)?;
         kernels::matmul(rec, &s.h, &l.gate.w, &s.gate, n, MatmulOpts::default())?;
-        kernels::matmul(rec, &s.h, &l.up.w, &s.up, n, MatmulOpts::default())?;
-        kernels::swiglu(rec, &s.gate, &s.up, n * c.n_ff)?;
+        // The up projection's epilogue applies the SwiGLU: gate = silu(gate) * up, in place.
+        kernels::matmul(rec, &s.h, &l.up.w, &s.gate, n, MatmulOpts { gated: true, ..MatmulOpts::default() })?;
         kernels::matmul(rec, &s.gate, &l.down.w, &s.x, n, l.down.residual())?;
         cache.rows[il] += n;
         Ok(())

@@ -49,6 +49,42 @@ impl Rng {
 /// Value written into output buffers before a kernel runs, to show elements it did not write.
 pub const POISON: f32 = -7.777e30;
 
+/// What a matmul's Y holds before the product and how the product lands in it: poison (the
+/// product is stored), random values the product adds to (`accumulate`), or random gates the
+/// product multiplies by silu (`gated`). `true` / `false` mean accumulate / poison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum YIn {
+    Poison,
+    Accumulate,
+    Gate,
+}
+
+impl From<bool> for YIn {
+    fn from(accumulate: bool) -> YIn {
+        if accumulate { YIn::Accumulate } else { YIn::Poison }
+    }
+}
+
+impl YIn {
+    /// Y before the product: `len` values, random unless poison.
+    pub fn initial(self, rng: &mut Rng, len: usize) -> Vec<f32> {
+        if self == YIn::Poison { vec![POISON; len] } else { rng.vec(len, 1.0) }
+    }
+
+    /// The expected Y from the reference product and Y's initial values.
+    pub fn expect(self, product: Vec<f32>, y0: &[f32]) -> Vec<f32> {
+        match self {
+            YIn::Poison => product,
+            YIn::Accumulate => product.iter().zip(y0).map(|(p, y)| p + y).collect(),
+            YIn::Gate => {
+                let mut g = y0.to_vec();
+                glimpse::reference::ops::swiglu(&mut g, &product);
+                g
+            }
+        }
+    }
+}
+
 /// Compares `got` with `want`: the largest absolute error over the largest |want| must stay
 /// under `rel_tol`. The message names the op, the worst index and both values.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel_tol: f32) {

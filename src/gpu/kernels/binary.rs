@@ -1,4 +1,4 @@
-//! `binary.wgsl`: in-place elementwise ops of two buffers (residual add, SwiGLU).
+//! `binary.wgsl`: in-place elementwise add of two buffers (residuals, position embeddings).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -16,15 +16,6 @@ struct Params {
 
 const WG: u32 = 256;
 
-/// The op: the shader entry point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binary {
-    /// `x[i] += y[i]`.
-    Add,
-    /// `x[i] = silu(x[i]) * y[i]` (x the gate, y the up projection).
-    Swiglu,
-}
-
 /// Element offsets into X and Y, and broadcasting: Y element `i % y_len` pairs with X element i
 /// (0: y_len = n, no broadcast).
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,21 +27,12 @@ pub struct BinaryOpts {
 
 /// `x[i] += y[i]` for i < n (residuals, position embeddings). `y` must be another buffer.
 pub fn add(rec: &mut Recorder, x: &Tensor, y: &Tensor, n: usize) -> Result<(), Error> {
-    binary(rec, Binary::Add, x, y, n, BinaryOpts::default())
+    add_with(rec, x, y, n, BinaryOpts::default())
 }
 
-/// `g[i] = silu(g[i]) * u[i]` for i < n, in place into the gate `g`.
-pub fn swiglu(rec: &mut Recorder, g: &Tensor, u: &Tensor, n: usize) -> Result<(), Error> {
-    binary(rec, Binary::Swiglu, g, u, n, BinaryOpts::default())
-}
-
-/// `x[x_offset + i] = op(x[x_offset + i], y[y_offset + i % y_len])` for i < n.
-pub fn binary(rec: &mut Recorder, op: Binary, x: &Tensor, y: &Tensor, n: usize, opts: BinaryOpts) -> Result<(), Error> {
-    let entry = match op {
-        Binary::Add => "add",
-        Binary::Swiglu => "swiglu",
-    };
-    let key = PipelineKey { shader: "binary", entry, constants: vec![("WG", f64::from(WG).to_bits())] };
+/// `x[x_offset + i] += y[y_offset + i % y_len]` for i < n.
+pub fn add_with(rec: &mut Recorder, x: &Tensor, y: &Tensor, n: usize, opts: BinaryOpts) -> Result<(), Error> {
+    let key = PipelineKey { shader: "binary", entry: "add", constants: vec![("WG", f64::from(WG).to_bits())] };
     let y_len = if opts.y_len == 0 { n } else { opts.y_len };
     let params =
         Params { n: n as u32, x_offset: opts.x_offset as u32, y_offset: opts.y_offset as u32, y_len: y_len as u32 };

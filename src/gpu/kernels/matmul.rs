@@ -63,12 +63,26 @@ pub struct MatmulOpts<'a> {
     pub bias: Option<&'a Tensor>,
     /// Add the product to what Y holds (a fused residual add).
     pub accumulate: bool,
+    /// Y = silu(Y) * the product: Y holds the gate of a SwiGLU and the weight is its up
+    /// projection (a SwiGLU fused into the epilogue, `reference::ops::swiglu`). Not with
+    /// `accumulate`.
+    pub gated: bool,
     /// Element offset of X[0, 0] and Y[0, 0].
     pub x_offset: usize,
     pub y_offset: usize,
     /// Elements between rows of X and of Y (0: the weight's n_in / n_out).
     pub x_stride: usize,
     pub y_stride: usize,
+}
+
+impl MatmulOpts<'_> {
+    /// The shaders' `Params::flags`: bit 0 bias, bit 1 accumulate, bit 2 gated.
+    pub(crate) fn flags(&self, kernel: &'static str) -> Result<u32, Error> {
+        if self.accumulate && self.gated {
+            return Err(Error::Invalid { kernel, what: "accumulate and gated together".into() });
+        }
+        Ok(self.bias.is_some() as u32 | (self.accumulate as u32) << 1 | (self.gated as u32) << 2)
+    }
 }
 
 /// At most this many rows of X go to `matvec.wgsl` instead of the tiled GEMM. Measured on lavapipe
@@ -115,7 +129,7 @@ pub fn matmul_tiled_with(
         constants: vec![("W_TYPE", f64::from(w.ty.id()).to_bits())],
     };
     let tile = tiling.tile();
-    let flags = opts.bias.is_some() as u32 | (opts.accumulate as u32) << 1;
+    let flags = opts.flags("matmul")?;
     let x_stride = if opts.x_stride == 0 { w.n_in } else { opts.x_stride };
     let y_stride = if opts.y_stride == 0 { w.n_out } else { opts.y_stride };
     for part in &w.parts {

@@ -86,7 +86,7 @@ fn matvec_with(
 ) -> Result<(), Error> {
     let x_stride = if opts.x_stride == 0 { w.n_in } else { opts.x_stride };
     let y_stride = if opts.y_stride == 0 { w.n_out } else { opts.y_stride };
-    let flags = opts.bias.is_some() as u32 | (opts.accumulate as u32) << 1;
+    let flags = opts.flags("matvec")?;
     // matvec_blocks: the fewest invocations along k that keep the steps per invocation at
     // ceil(blocks / BLOCK_KT_MAX) (k = 576: 18 blocks, 6 invocations of 3 rather than 8 of 2-3).
     let n_blocks = (w.n_in / 32).max(1) as u32;

@@ -83,7 +83,7 @@ pub use rope::{RopeArgs, rope};
 pub mod unary;
 pub use unary::{Unary, unary, unary_at};
 pub mod binary;
-pub use binary::{Binary, BinaryOpts, add, binary, swiglu};
+pub use binary::{BinaryOpts, add, add_with};
 pub mod im2col;
 pub use im2col::im2col;
 pub mod pixel_shuffle;

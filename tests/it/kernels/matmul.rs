@@ -7,7 +7,7 @@ use glimpse::gpu::kernels::{MatmulOpts, matmul};
 use glimpse::gpu::{Gpu, Recorder};
 use glimpse::reference::ops;
 
-use crate::gpu::{POISON, Rng, assert_close, gpu, gpu_with_binding_limit};
+use crate::gpu::{POISON, Rng, YIn, assert_close, gpu, gpu_with_binding_limit};
 
 /// f32 accumulation in a different order than the reference: a few ulps per term.
 const MATMUL_TOL: f32 = 2e-5;
@@ -30,19 +30,17 @@ fn run_matmul(
     n: usize,
     k: usize,
     bias: bool,
-    accumulate: bool,
+    y_in: impl Into<YIn>,
     seed: u64,
     tiling: Option<MatmulTiling>,
 ) {
+    let y_in = y_in.into();
     let mut rng = Rng(seed);
     let (bytes, wf) = random_weight(&mut rng, ty, n, k);
     let x = rng.vec(m * k, 1.0);
     let b = rng.vec(n, 0.5);
-    let y0: Vec<f32> = if accumulate { rng.vec(m * n, 1.0) } else { vec![POISON; m * n] };
-    let mut want = ops::matmul(&x, &wf, bias.then_some(&b[..]), k, n);
-    if accumulate {
-        want.iter_mut().zip(&y0).for_each(|(w, y)| *w += y);
-    }
+    let y0 = y_in.initial(&mut rng, m * n);
+    let want = y_in.expect(ops::matmul(&x, &wf, bias.then_some(&b[..]), k, n), &y0);
     let w = gpu.upload_weight("w", ty, &[k as u64, n as u64], &bytes).unwrap();
     let xt = gpu.upload_f32(&x, "x").unwrap();
     let bt = gpu.upload_f32(&b, "b").unwrap();
@@ -51,7 +49,12 @@ fn run_matmul(
     init.push(POISON);
     let yt = gpu.upload_f32(&init, "y").unwrap();
     let mut rec = Recorder::new(gpu);
-    let opts = MatmulOpts { bias: bias.then_some(&bt), accumulate, ..Default::default() };
+    let opts = MatmulOpts {
+        bias: bias.then_some(&bt),
+        accumulate: y_in == YIn::Accumulate,
+        gated: y_in == YIn::Gate,
+        ..Default::default()
+    };
     match tiling {
         Some(t) => matmul_tiled_with(&mut rec, &xt, &w, &yt, m, opts, t).unwrap(),
         None => matmul(&mut rec, &xt, &w, &yt, m, opts).unwrap(),
@@ -60,7 +63,7 @@ fn run_matmul(
     let got = rec.finish().unwrap().f32(h);
     assert_eq!(got[m * n], POISON, "matmul {ty} wrote past the end");
     assert_close(
-        &format!("matmul {ty} {tiling:?} m={m} n={n} k={k} bias={bias} acc={accumulate} parts={}", w.parts.len()),
+        &format!("matmul {ty} {tiling:?} m={m} n={n} k={k} bias={bias} y={y_in:?} parts={}", w.parts.len()),
         &got[..m * n],
         &want,
         MATMUL_TOL,
@@ -93,7 +96,8 @@ fn matmul_every_tiling_every_type_awkward_shapes() {
     for tiling in MatmulTiling::ALL {
         for (i, ty) in GgmlType::ALL.into_iter().enumerate() {
             let k = if ty.block_size() == 1 { 200 } else { 3 * ty.block_size().max(8) };
-            run_matmul(gpu, ty, 9, 7, k, false, false, (i * 10) as u64, Some(tiling));
+            // The SwiGLU epilogue (Y holds the gates) on every type and tiling.
+            run_matmul(gpu, ty, 9, 7, k, i % 2 == 1, YIn::Gate, (i * 10) as u64, Some(tiling));
             run_matmul(gpu, ty, 133, 141, k, i % 2 == 0, i % 2 == 1, (i * 10 + 1) as u64, Some(tiling));
         }
     }

@@ -7,7 +7,7 @@ use glimpse::gpu::kernels::{MATVEC_MAX_M, MatmulOpts, matmul, matvec};
 use glimpse::gpu::{Gpu, Recorder};
 use glimpse::reference::ops;
 
-use crate::gpu::{POISON, Rng, assert_close, gpu, gpu_with_binding_limit};
+use crate::gpu::{POISON, Rng, YIn, assert_close, gpu, gpu_with_binding_limit};
 
 /// f32 accumulation in a different order than the reference (tree reduction): a few ulps per term.
 const MATVEC_TOL: f32 = 2e-5;
@@ -35,16 +35,24 @@ fn random_weight(rng: &mut Rng, ty: GgmlType, n: usize, k: usize) -> (Vec<u8>, V
 /// `y_offset + r * y_stride` (stride `n + y_pad`); every Y element outside the rows must keep its
 /// poison, and so must a sentinel past the end.
 #[allow(clippy::too_many_arguments)]
-fn run_matvec(gpu: &Gpu, path: Path, ty: GgmlType, m: usize, n: usize, k: usize, bias: bool, acc: bool, pad: usize) {
+fn run_matvec(
+    gpu: &Gpu,
+    path: Path,
+    ty: GgmlType,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: bool,
+    y_in: impl Into<YIn>,
+    pad: usize,
+) {
+    let y_in = y_in.into();
     let mut rng = Rng((m * 7919 + n * 31 + k) as u64 ^ ty.id() as u64);
     let (bytes, wf) = random_weight(&mut rng, ty, n, k);
     let x = rng.vec(m * k, 1.0);
     let b = rng.vec(n, 0.5);
-    let y0: Vec<f32> = if acc { rng.vec(m * n, 1.0) } else { vec![POISON; m * n] };
-    let mut want = ops::matmul(&x, &wf, bias.then_some(&b[..]), k, n);
-    if acc {
-        want.iter_mut().zip(&y0).for_each(|(w, y)| *w += y);
-    }
+    let y0 = y_in.initial(&mut rng, m * n);
+    let want = y_in.expect(ops::matmul(&x, &wf, bias.then_some(&b[..]), k, n), &y0);
     let (x_offset, y_offset) = (pad * 3, pad * 5);
     let (x_stride, y_stride) = (k + pad, n + pad);
     let mut xb = vec![f32::NAN; x_offset + m * x_stride];
@@ -59,7 +67,8 @@ fn run_matvec(gpu: &Gpu, path: Path, ty: GgmlType, m: usize, n: usize, k: usize,
     let yt = gpu.upload_f32(&yb, "y").unwrap();
     let opts = MatmulOpts {
         bias: bias.then_some(&bt),
-        accumulate: acc,
+        accumulate: y_in == YIn::Accumulate,
+        gated: y_in == YIn::Gate,
         x_offset,
         y_offset,
         x_stride: if pad == 0 { 0 } else { x_stride },
@@ -73,7 +82,7 @@ fn run_matvec(gpu: &Gpu, path: Path, ty: GgmlType, m: usize, n: usize, k: usize,
     }
     let h = rec.read(&yt, 0, yb.len());
     let got_all = rec.finish().unwrap().f32(h);
-    let what = format!("{path:?} {ty} m={m} n={n} k={k} bias={bias} acc={acc} pad={pad} parts={}", w.parts.len());
+    let what = format!("{path:?} {ty} m={m} n={n} k={k} bias={bias} y={y_in:?} pad={pad} parts={}", w.parts.len());
     let mut got = Vec::with_capacity(m * n);
     for (i, &g) in got_all.iter().enumerate() {
         let in_row = i >= y_offset && i < y_offset + m * y_stride && (i - y_offset) % y_stride < n;
@@ -167,6 +176,34 @@ fn matvec_block_entry_and_fallbacks() {
         run_matvec(gpu, Path::Matmul, GgmlType::Q6K, m, n, k, m % 2 == 0, m % 2 == 1, pad);
     }
     run_matvec(gpu, Path::Matvec, GgmlType::Q6K, 2, 9, 256, true, true, 0);
+}
+
+#[test]
+fn matvec_gated_fuses_swiglu_on_every_entry() {
+    let Some(gpu) = gpu() else { return };
+    // Y holds the gates: Y = silu(Y) * (X W^T + b), on the blocks entry (aligned, m <= 8), the
+    // generic one (forced, and X misaligned by pad 5) and through matmul.
+    for ty in [GgmlType::Q8_0, GgmlType::F16, GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q5_1] {
+        let k = 2 * ty.block_size().max(128);
+        for (m, n, pad) in [(1, 40, 0), (3, 45, 4), (2, 24, 5)] {
+            run_matvec(gpu, Path::Matvec, ty, m, n, k, m == 3, YIn::Gate, pad);
+            run_matvec(gpu, Path::Generic, ty, m, n, k, m == 1, YIn::Gate, pad);
+            run_matvec(gpu, Path::Matmul, ty, m, n, k, m == 2, YIn::Gate, pad);
+        }
+    }
+}
+
+#[test]
+fn gated_and_accumulate_together_are_refused() {
+    let Some(gpu) = gpu() else { return };
+    let w = gpu.upload_weight("w", GgmlType::F32, &[4, 2], &[0u8; 32]).unwrap();
+    let (x, y) = (gpu.tensor(4, "x").unwrap(), gpu.tensor(2, "y").unwrap());
+    let opts = MatmulOpts { accumulate: true, gated: true, ..MatmulOpts::default() };
+    for m in [1, MATVEC_MAX_M + 1] {
+        let mut rec = Recorder::new(gpu);
+        let err = matmul(&mut rec, &x, &w, &y, m, opts).unwrap_err().to_string();
+        assert!(err.contains("accumulate and gated"), "{err}");
+    }
 }
 
 #[test]
