@@ -1,7 +1,7 @@
 // binary.wgsl — in-place elementwise add of two buffers, for i < n:
 //   add:    x[x_offset + i] += y[y_offset + i % y_len]          (residuals, position embeddings;
 //           y_len < n broadcasts y over rows of y_len, e.g. a bias)
-// (The SwiGLU is fused into the up projection's epilogue: matvec.wgsl's store_y.)
+// (The SwiGLU is fused into the GEMM / GEMV epilogue: store_y.wgsl.)
 // @binding(0) x: array<f32> read_write  [x_offset + n]
 // @binding(1) y: array<f32> read        [y_offset + y_len]; must not alias x
 // @binding(2) p: Params uniform {n, x_offset, y_offset, y_len}

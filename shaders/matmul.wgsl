@@ -81,9 +81,8 @@ fn stage_w(t: u32, col0: u32, k0: u32, bn: u32, bk: u32) {
     }
 }
 
-// Y[r, c0 + o + step j] = v[j] for j < 4, adding bias and Y or gating by silu(Y) as the flags
-// ask (matvec.wgsl's store_y); skips what lies
-// outside this part of Y.
+// Y[r, c0 + o + step j] = v[j] for j < 4 through store_y (store_y.wgsl: bias, accumulate or
+// gate as the flags ask); skips what lies outside this part of Y.
 fn store4(r: u32, o: u32, step: u32, v: vec4<f32>) {
     if (r >= p.m) {
         return;
@@ -91,19 +90,7 @@ fn store4(r: u32, o: u32, step: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let oj = o + step * j;
         if (oj < p.n) {
-            var s = v[j];
-            if ((p.flags & 1u) != 0u) {
-                s += b[p.c0 + oj];
-            }
-            let at = p.y_offset + r * p.y_stride + p.c0 + oj;
-            if ((p.flags & 2u) != 0u) {
-                s += y[at];
-            }
-            if ((p.flags & 4u) != 0u) {
-                let g = y[at];
-                s = g / (1.0 + exp(-g)) * s;
-            }
-            y[at] = s;
+            store_y(r, oj, v[j]);
         }
     }
 }

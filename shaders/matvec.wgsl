@@ -56,24 +56,6 @@ const MAX_ROWS: u32 = 8u;
 
 var<workgroup> red: array<f32, WG * M * ROWS>; // [M * ROWS][WG]
 
-// Y[r, c0 + col] = v, plus the bias (flags bit 0), plus Y (bit 1), or times silu(Y) (bit 2: Y
-// holds the gate of a SwiGLU, v the up projection; reference::ops::swiglu's formula).
-fn store_y(r: u32, col: u32, product: f32) {
-    var v = product;
-    if ((p.flags & 1u) != 0u) {
-        v += b[p.c0 + col];
-    }
-    let at = p.y_offset + r * p.y_stride + p.c0 + col;
-    if ((p.flags & 2u) != 0u) {
-        v += y[at];
-    }
-    if ((p.flags & 4u) != 0u) {
-        let g = y[at];
-        v = g / (1.0 + exp(-g)) * v;
-    }
-    y[at] = v;
-}
-
 @compute @workgroup_size(WG)
 fn matvec(
     @builtin(workgroup_id) wg: vec3<u32>,

@@ -2,7 +2,7 @@
 //! engine builds them (block decoders prepended where a kernel reads GGUF weights).
 
 use glimpse::gpu::Caps;
-use glimpse::gpu::kernels::{SHADERS, source};
+use glimpse::gpu::kernels::{SHADER_PARTS, SHADERS, source};
 
 #[test]
 fn shaders_parse_and_validate() {
@@ -21,6 +21,10 @@ fn shaders_parse_and_validate() {
             "{name}.wgsl header lists bindings and dispatch"
         );
     }
+    for &part in SHADER_PARTS {
+        let body = std::fs::read_to_string(crate::util::repo_path(&format!("shaders/{part}.wgsl"))).unwrap();
+        assert!(body.starts_with(&format!("// {part}.wgsl")), "{part}.wgsl must open with its header");
+    }
     assert!(source("nope", caps).is_err());
 }
 
@@ -30,6 +34,9 @@ fn every_shader_file_is_registered() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         let stem = name.trim_end_matches(".wgsl");
-        assert!(stem == "dequant" || SHADERS.contains(&stem), "shaders/{name} is not in kernels::SHADERS");
+        assert!(
+            SHADER_PARTS.contains(&stem) || SHADERS.contains(&stem),
+            "shaders/{name} is in neither kernels::SHADERS nor kernels::SHADER_PARTS"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use super::{Caps, Error};
 
 /// The WGSL source of a shader, with the shared block decoders prepended to those that read
-/// GGUF weights.
+/// GGUF weights and the shared epilogue appended to the GEMM and the GEMV.
 pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
     if !SHADERS.contains(&shader) {
         return Err(Error::Shader { shader: shader.to_string(), message: "no such shader".into() });
@@ -34,7 +34,13 @@ pub fn source(shader: &str, _caps: Caps) -> Result<String, Error> {
         "token_positions" => (include_str!("../../../shaders/token_positions.wgsl"), false),
         other => return Err(Error::Shader { shader: other.to_string(), message: "no such shader".into() }),
     };
-    Ok(if reads_blocks { format!("{DEQUANT}\n{body}") } else { body.to_string() })
+    // The GEMM and the GEMV share their epilogue (and the bindings and Params it uses).
+    let epilogue = match shader {
+        "matmul" | "matvec" => include_str!("../../../shaders/store_y.wgsl"),
+        _ => "",
+    };
+    let prefix = if reads_blocks { DEQUANT } else { "" };
+    Ok(format!("{prefix}\n{body}\n{epilogue}"))
 }
 
 /// Every shader `source` knows.
@@ -61,6 +67,9 @@ pub const SHADERS: &[&str] = &[
     "token_windows",
     "token_positions",
 ];
+
+/// Files `source` joins to other shaders rather than builds alone.
+pub const SHADER_PARTS: &[&str] = &["dequant", "store_y"];
 
 /// Workgroup counts for `n_groups` groups of a 1-D kernel. Past 65535 (WebGPU's guaranteed
 /// per-dimension limit) they fold into a 2-D grid; shaders take the linear group id as
