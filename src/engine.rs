@@ -607,6 +607,7 @@ impl Engine {
         }
         let mut llm_heads = None;
         if llm.is_none() {
+            // The step begins here, with the pruned tiles' tokens at their unpruned positions.
             // LLM-side plans (MustDrop, FastV) make no tile choices and begin their own step at
             // consecutive positions.
             self.text.begin(&mut rec, &self.ts, &self.kv, &at)?;
